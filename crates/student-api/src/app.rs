@@ -1,0 +1,173 @@
+//! The running service: binds its listeners, serves until told to stop, and
+//! shuts down in order (readiness off, stop accepting, drain in-flight
+//! requests within a bound, close the pool).
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::ServeConfig;
+use crate::http::{self, AppState, Health, Metrics, RouterOptions};
+use crate::storage::{Store, StorageError};
+
+pub struct Application {
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    state: AppState,
+    config: ServeConfig,
+}
+
+impl Application {
+    /// Connects the store (migrating SQLite), and binds the listeners.
+    pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        let store = Store::connect(&config.database, &config.pool)
+            .await
+            .with_context(|| format!("cannot open the database ({})", config.database))?;
+        if let Store::Sqlite(_) = store {
+            // The embedded default migrates itself so a first run just works;
+            // PostgreSQL is migrated by `student-api migrate` (an init container).
+            let applied = store.migrate().await.context("cannot migrate the SQLite database")?;
+            tracing::info!(applied, "sqlite migrations applied");
+        }
+        let state = AppState {
+            store,
+            metrics: Arc::new(Metrics::new().context("cannot register metrics")?),
+            health: Arc::new(Health::new(config.server.readiness_timeout)),
+            openapi: http::openapi::document().into(),
+        };
+        let listener = bind(config.server.listen_addr, "LISTEN_ADDR").await?;
+        let metrics_listener = match config.server.metrics_addr {
+            Some(addr) => Some(bind(addr, "METRICS_ADDR").await?),
+            None => None,
+        };
+        Ok(Self {
+            listener,
+            metrics_listener,
+            state,
+            config,
+        })
+    }
+
+    /// The address the API is listening on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The address `/metrics` is served on, when separate.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("a bound listener has an address"))
+    }
+
+    /// Serves until `shutdown` completes, then drains and closes.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            metrics_listener,
+            state,
+            config,
+        } = self;
+        let options = RouterOptions {
+            request_timeout: config.server.request_timeout,
+            serve_metrics: metrics_listener.is_none(),
+        };
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let health = state.health.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            health.begin_shutdown();
+            tracing::info!("shutdown requested: readiness is now failing, draining requests");
+            let _ = stop_tx.send(true);
+        });
+
+        let metrics_server = metrics_listener.map(|listener| {
+            let app = http::metrics_router(state.clone());
+            tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving metrics");
+            tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone())).into_future())
+        });
+
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            database = %config.database,
+            version = env!("CARGO_PKG_VERSION"),
+            "serving the API"
+        );
+        let app = http::router(state.clone(), options);
+        let server = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
+        let mut server = std::pin::pin!(server.into_future());
+
+        // Bound the drain: once shutdown begins, in-flight requests get
+        // SHUTDOWN_TIMEOUT to finish before the process stops waiting.
+        let mut drain_rx = stop_rx;
+        tokio::select! {
+            result = &mut server => result.context("the HTTP server failed")?,
+            () = async {
+                stopped(drain_rx.clone()).await;
+                tokio::time::sleep(config.server.shutdown_timeout).await;
+            } => {
+                tracing::warn!(timeout = ?config.server.shutdown_timeout, "in-flight requests did not finish in time; stopping anyway");
+            }
+        }
+        drain_rx.mark_unchanged();
+        if let Some(handle) = metrics_server {
+            handle.abort();
+        }
+        state.store.close().await;
+        tracing::info!("shutdown complete");
+        Ok(())
+    }
+}
+
+/// Resolves once the stop flag is raised.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+async fn bind(addr: SocketAddr, var: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("{var}: cannot listen on {addr}"))
+}
+
+/// `student-api migrate`: applies pending migrations and reports how many ran.
+pub async fn migrate(config: &ServeConfig) -> anyhow::Result<usize> {
+    let store = Store::connect(&config.database, &config.pool)
+        .await
+        .with_context(|| format!("cannot open the database ({})", config.database))?;
+    let result = store.migrate().await;
+    store.close().await;
+    result.map_err(|err: StorageError| anyhow::Error::new(err).context(format!("cannot migrate {}", config.database)))
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!(signal = "SIGINT", "signal received"),
+        () = terminate => tracing::info!(signal = "SIGTERM", "signal received"),
+    }
+}

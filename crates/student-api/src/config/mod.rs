@@ -1,0 +1,156 @@
+//! Configuration: one typed structure, read from command-line flags and the
+//! environment (flags win), validated before anything starts.
+//!
+//! Rules: every failure names the variable and the reason and is fatal at
+//! start-up; secret values live in [`SecretString`] and are never printed,
+//! not in `--help`, not in errors, not in `Debug`.
+
+mod database;
+mod secret_file;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use database::{DatabaseArgs, DatabaseTarget};
+pub use secret_file::read_secret_file;
+
+/// A configuration problem, always naming the variable at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var}: {reason}")]
+    Invalid { var: &'static str, reason: String },
+    #[error("{var} is required {when}")]
+    Missing { var: &'static str, when: &'static str },
+    #[error("{0} and {1} are both set; set only one of them")]
+    Conflict(&'static str, &'static str),
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "student-api", version, about = "REST API for student records")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default when no command is given).
+    Serve,
+    /// Apply pending database migrations, then exit.
+    Migrate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `json` when standard output is not a terminal, `pretty` when it is.
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable, coloured when the terminal supports it.
+    Pretty,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto, global = true)]
+    pub log_format: LogFormat,
+    /// Log filter directives, e.g. `info` or `info,student_api=debug`.
+    #[arg(long, env = "RUST_LOG", value_name = "RUST_LOG", default_value = "info,sqlx=warn", global = true)]
+    pub log_filter: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Address the API listens on.
+    #[arg(long, env = "LISTEN_ADDR", value_name = "LISTEN_ADDR", default_value = "127.0.0.1:8080", global = true)]
+    pub listen_addr: SocketAddr,
+    /// Serve `/metrics` on this separate address instead of the API address.
+    #[arg(long, env = "METRICS_ADDR", value_name = "METRICS_ADDR", global = true)]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Longest a request may take before it is answered with 503.
+    #[arg(long, env = "REQUEST_TIMEOUT", value_name = "REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub request_timeout: Duration,
+    /// Longest in-flight requests may run after SIGTERM before the process exits.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT", value_name = "SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration, global = true)]
+    pub shutdown_timeout: Duration,
+    /// Longest the readiness check waits for the database.
+    #[arg(long, env = "READINESS_TIMEOUT", value_name = "READINESS_TIMEOUT", default_value = "1s", value_parser = parse_duration, global = true)]
+    pub readiness_timeout: Duration,
+}
+
+/// Parses durations such as `500ms`, `3s` or `1m 30s`.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(raw).map_err(|e| format!("{e} (examples: 500ms, 3s, 1m)"))?;
+    if duration.is_zero() {
+        return Err("must be greater than zero".to_owned());
+    }
+    Ok(duration)
+}
+
+/// Everything `serve` needs, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub database: DatabaseTarget,
+    pub pool: crate::storage::PoolSettings,
+    pub server: ServerArgs,
+}
+
+impl Cli {
+    /// Resolves the database settings (reading `*_FILE` secrets) and checks
+    /// the combinations clap cannot check alone.
+    pub fn serve_config(&self) -> Result<ServeConfig, ConfigError> {
+        if self.server.metrics_addr == Some(self.server.listen_addr) {
+            return Err(ConfigError::Invalid {
+                var: "METRICS_ADDR",
+                reason: "must differ from LISTEN_ADDR".to_owned(),
+            });
+        }
+        Ok(ServeConfig {
+            database: self.database.target()?,
+            pool: self.database.pool_settings(),
+            server: self.server.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_units_and_reject_zero() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1m 30s").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn the_metrics_address_must_differ_from_the_listen_address() {
+        let cli = Cli::try_parse_from([
+            "student-api",
+            "--listen-addr=127.0.0.1:9000",
+            "--metrics-addr=127.0.0.1:9000",
+            "--database-url=sqlite://x.db",
+        ])
+        .unwrap();
+        let err = cli.serve_config().unwrap_err().to_string();
+        assert_eq!(err, "METRICS_ADDR: must differ from LISTEN_ADDR");
+    }
+
+    #[test]
+    fn flags_may_follow_the_subcommand() {
+        let cli = Cli::try_parse_from(["student-api", "serve", "--listen-addr=127.0.0.1:9001"]).unwrap();
+        assert_eq!(cli.command, Some(Command::Serve));
+        assert_eq!(cli.server.listen_addr.port(), 9001);
+    }
+}

@@ -1,0 +1,149 @@
+//! Probes. Liveness (`/healthcheck`, `/health`) answers from the process
+//! alone; readiness (`/ready`) asks the database, with a timeout, and turns
+//! 503 as soon as shutdown begins.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::error::{cause_chain, Problem};
+use super::AppState;
+
+/// Shared readiness state of the process.
+#[derive(Debug)]
+pub struct Health {
+    shutting_down: AtomicBool,
+    /// Latches once migrations have been seen complete: they cannot go back.
+    migrations_current: AtomicBool,
+    timeout: Duration,
+}
+
+impl Health {
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            shutting_down: AtomicBool::new(false),
+            migrations_current: AtomicBool::new(false),
+            timeout,
+        }
+    }
+
+    /// Makes readiness fail from now on, so load balancers stop sending traffic.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+}
+
+/// Liveness answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthStatus {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    /// Version of the running service.
+    #[schema(example = "0.1.0")]
+    pub version: &'static str,
+}
+
+/// Readiness answer when everything is fine.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadyStatus {
+    #[schema(example = "ready")]
+    pub status: &'static str,
+    /// Check name → `ok`.
+    pub checks: BTreeMap<String, String>,
+}
+
+/// Liveness: the process is up and serving HTTP.
+#[utoipa::path(
+    get,
+    path = "/healthcheck",
+    tag = "operations",
+    operation_id = "healthcheck",
+    responses((status = 200, description = "The process is alive", body = HealthStatus))
+)]
+pub async fn healthcheck() -> Json<HealthStatus> {
+    Json(HealthStatus {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// Liveness (alias of `/healthcheck`).
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    operation_id = "health",
+    responses((status = 200, description = "The process is alive", body = HealthStatus))
+)]
+pub async fn health() -> Json<HealthStatus> {
+    healthcheck().await
+}
+
+/// Readiness: the database answers and its migrations are current.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "operations",
+    operation_id = "ready",
+    responses(
+        (status = 200, description = "Ready to serve traffic", body = ReadyStatus),
+        (status = 503, description = "Not ready; `checks` says why", body = Problem,
+            content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let health = &state.health;
+    let mut checks = BTreeMap::new();
+    if health.is_shutting_down() {
+        checks.insert("shutdown".to_owned(), "in progress".to_owned());
+        return not_ready("the service is shutting down", checks);
+    }
+    let (database, migrations) = match tokio::time::timeout(health.timeout, check_database(&state)).await {
+        Ok(Ok(current)) => ("ok", if current { "ok" } else { "pending" }),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %cause_chain(&err), "readiness: database check failed");
+            ("unavailable", "unknown")
+        }
+        Err(_) => ("timeout", "unknown"),
+    };
+    checks.insert("database".to_owned(), database.to_owned());
+    checks.insert("migrations".to_owned(), migrations.to_owned());
+    match (database, migrations) {
+        ("ok", "ok") => Json(ReadyStatus { status: "ready", checks }).into_response(),
+        ("ok", _) => not_ready("database migrations are pending; run `student-api migrate`", checks),
+        ("timeout", _) => not_ready(
+            &format!("the database did not answer within {} ms", health.timeout.as_millis()),
+            checks,
+        ),
+        _ => not_ready("the database is unavailable", checks),
+    }
+}
+
+async fn check_database(state: &AppState) -> Result<bool, crate::storage::StorageError> {
+    let health = &state.health;
+    if health.migrations_current.load(Ordering::Relaxed) {
+        state.store.ping().await?;
+        return Ok(true);
+    }
+    let current = state.store.migrations_current().await?;
+    health.migrations_current.store(current, Ordering::Relaxed);
+    Ok(current)
+}
+
+fn not_ready(detail: &str, checks: BTreeMap<String, String>) -> Response {
+    let mut problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", detail);
+    problem.checks = Some(checks);
+    problem.into_response_with_status()
+}

@@ -1,0 +1,127 @@
+//! Cross-cutting request handling: request ids, the access log and HTTP
+//! metrics, timeouts, panics, and the JSON answers for unknown routes and
+//! methods.
+//!
+//! Rules: every response, including those made here, is JSON and carries
+//! `X-Request-Id`; the access log line holds every request field itself.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tower::BoxError;
+use tracing::Instrument;
+
+use super::error::ApiError;
+use super::metrics::{Metrics, UNMATCHED_ROUTE};
+
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest client-supplied request id we keep; longer ones are replaced.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Drops a client-supplied `X-Request-Id` that is too long or not printable
+/// ASCII, so a fresh one is generated and logs stay clean.
+pub fn drop_unusable_request_id(mut request: Request) -> Request {
+    let usable = request.headers().get(&REQUEST_ID).is_none_or(|id| is_usable_request_id(id));
+    if !usable {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    request
+}
+
+fn is_usable_request_id(id: &HeaderValue) -> bool {
+    let bytes = id.as_bytes();
+    !bytes.is_empty() && bytes.len() <= MAX_REQUEST_ID_LEN && bytes.iter().all(|b| b.is_ascii_graphic())
+}
+
+/// Decrements the in-flight gauge even when the request future is dropped.
+struct InFlight<'a>(&'a Metrics);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.dec();
+    }
+}
+
+/// Wraps each request in a span, records its metrics and writes the access log.
+pub async fn observe(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = request.method().clone();
+    let route: Arc<str> = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| Arc::from(UNMATCHED_ROUTE), |p| Arc::from(p.as_str()));
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+
+    metrics.in_flight.inc();
+    let guard = InFlight(&metrics);
+    let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
+    let response = next.run(request).instrument(span).await;
+    drop(guard);
+
+    let status = response.status();
+    let elapsed = start.elapsed();
+    metrics.observe(&method, &route, status, elapsed);
+    tracing::info!(
+        request_id = %request_id,
+        method = %method,
+        route = %route,
+        status = status.as_u16(),
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "request completed"
+    );
+    response
+}
+
+/// Turns a panic in a handler into an opaque 500; the panic message is logged.
+#[allow(clippy::needless_pass_by_value)] // the signature CatchPanicLayer requires
+pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("non-string panic payload");
+    ApiError::Internal(anyhow::anyhow!("handler panicked: {message}")).into_response()
+}
+
+/// Answers a request that exceeded the request timeout (or another layer error).
+pub async fn layer_error_response(err: BoxError) -> Response {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        ApiError::Timeout.into_response()
+    } else {
+        ApiError::Internal(anyhow::anyhow!(err)).into_response()
+    }
+}
+
+/// 404 for any path no route matches.
+pub async fn route_not_found(uri: Uri) -> ApiError {
+    ApiError::RouteNotFound(uri.path().to_owned())
+}
+
+/// 405 for a known path with a method it does not support.
+pub async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_must_be_short_printable_ascii() {
+        assert!(is_usable_request_id(&HeaderValue::from_static("req-123_ABC.x")));
+        assert!(!is_usable_request_id(&HeaderValue::from_static("")));
+        assert!(!is_usable_request_id(&HeaderValue::from_static("has space")));
+        assert!(!is_usable_request_id(&HeaderValue::from_str(&"x".repeat(129)).unwrap()));
+    }
+}

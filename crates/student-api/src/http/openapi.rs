@@ -1,0 +1,54 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and
+//! served at `/api/v1/openapi.json`.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use utoipa::OpenApi;
+
+use super::error::Problem;
+use super::health::{HealthStatus, ReadyStatus};
+use super::students::{StudentInput, StudentPage, StudentPatchInput, StudentView};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "student-api",
+        description = "REST API for student records. Errors are RFC 9457 problem documents (`application/problem+json`).",
+    ),
+    paths(
+        super::students::create_student,
+        super::students::list_students,
+        super::students::get_student,
+        super::students::replace_student,
+        super::students::update_student,
+        super::students::delete_student,
+        super::health::healthcheck,
+        super::health::health,
+        super::health::ready,
+        super::metrics::metrics,
+        openapi_json,
+    ),
+    components(schemas(StudentInput, StudentPatchInput, StudentView, StudentPage, Problem, HealthStatus, ReadyStatus)),
+    tags(
+        (name = "students", description = "Student records"),
+        (name = "operations", description = "Probes, metrics and this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Renders the document once; it does not change while the process runs.
+pub fn document() -> String {
+    ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serialises")
+}
+
+/// This OpenAPI document.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "operations",
+    operation_id = "openapi",
+    responses((status = 200, description = "OpenAPI 3.1 document", body = Object, content_type = "application/json"))
+)]
+pub async fn openapi_json(axum::extract::State(state): axum::extract::State<super::AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], state.openapi.clone())
+}

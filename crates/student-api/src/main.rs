@@ -1,0 +1,40 @@
+//! Entry point: parse the command line, set up logging, run the command.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use student_api::config::{Cli, Command};
+use student_api::{app, telemetry, Application};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(err) = telemetry::init(&cli.log) {
+        eprintln!("student-api: invalid configuration: {err}");
+        return ExitCode::from(2);
+    }
+    let config = match cli.serve_config() {
+        Ok(config) => config,
+        Err(err) => {
+            tracing::error!(error = %err, "invalid configuration");
+            eprintln!("student-api: invalid configuration: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => match Application::build(config).await {
+            Ok(application) => application.run(app::shutdown_signal()).await,
+            Err(err) => Err(err),
+        },
+        Command::Migrate => app::migrate(&config).await.map(|applied| {
+            tracing::info!(applied, "migrations are up to date");
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "student-api failed");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Persistence of students behind one interface, [`Store`], with one
+//! implementation per backend: PostgreSQL in production, SQLite embedded.
+//!
+//! Rules: callers pass validated domain types only; SQL lives in the backend
+//! files and in `migrations/`; driver errors are classified here once
+//! (constraint violation, database unavailable, anything else) so the HTTP
+//! layer never inspects a driver error itself.
+
+mod error;
+mod migrations;
+mod postgres;
+mod record;
+mod sqlite;
+
+use std::time::Duration;
+
+pub use error::StorageError;
+pub use record::{ListQuery, Page, PoolStats, StudentRecord};
+
+use crate::config::DatabaseTarget;
+use crate::domain::{NewStudent, StudentChanges};
+
+/// Connection pool settings shared by both backends.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// Longest a request waits for a connection before it gets a 503.
+    pub acquire_timeout: Duration,
+    /// Server-side limit on one statement (PostgreSQL only).
+    pub statement_timeout: Duration,
+}
+
+/// The student store; cheap to clone (it wraps a connection pool).
+#[derive(Clone, Debug)]
+pub enum Store {
+    Postgres(postgres::PgStore),
+    Sqlite(sqlite::SqliteStore),
+}
+
+/// Forwards one call to whichever backend this store is.
+macro_rules! dispatch {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Store::Postgres($store) => $call,
+            Store::Sqlite($store) => $call,
+        }
+    };
+}
+
+impl Store {
+    /// Opens a pool for `target`. PostgreSQL connects lazily, so the service
+    /// starts (and reports not-ready) while the database is still coming up;
+    /// SQLite opens the file at once and creates it when missing.
+    pub async fn connect(target: &DatabaseTarget, settings: &PoolSettings) -> Result<Self, StorageError> {
+        match target {
+            DatabaseTarget::Postgres(options) => {
+                Ok(Self::Postgres(postgres::PgStore::connect_lazy(options.clone(), settings)))
+            }
+            DatabaseTarget::Sqlite(options) => Ok(Self::Sqlite(sqlite::SqliteStore::connect(options.clone(), settings).await?)),
+        }
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "postgres",
+            Self::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Applies every embedded migration not yet applied; returns how many ran.
+    pub async fn migrate(&self) -> Result<usize, StorageError> {
+        dispatch!(self, s => s.migrate().await)
+    }
+
+    /// True when every migration embedded in this binary has been applied.
+    /// Migrations newer than the binary are tolerated so that old replicas stay
+    /// ready while a rolling update runs the new version's migrations.
+    pub async fn migrations_current(&self) -> Result<bool, StorageError> {
+        dispatch!(self, s => s.migrations_current().await)
+    }
+
+    /// One round trip to the database.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        dispatch!(self, s => s.ping().await)
+    }
+
+    pub async fn create(&self, student: &NewStudent) -> Result<StudentRecord, StorageError> {
+        dispatch!(self, s => s.create(student).await)
+    }
+
+    pub async fn get(&self, id: i64) -> Result<Option<StudentRecord>, StorageError> {
+        dispatch!(self, s => s.get(id).await)
+    }
+
+    pub async fn list(&self, query: &ListQuery) -> Result<Page, StorageError> {
+        dispatch!(self, s => s.list(query).await)
+    }
+
+    /// Applies `changes` and returns the updated row, or `None` when `id` does not exist.
+    pub async fn update(&self, id: i64, changes: &StudentChanges) -> Result<Option<StudentRecord>, StorageError> {
+        dispatch!(self, s => s.update(id, changes).await)
+    }
+
+    /// Returns whether a row was deleted.
+    pub async fn delete(&self, id: i64) -> Result<bool, StorageError> {
+        dispatch!(self, s => s.delete(id).await)
+    }
+
+    pub fn pool_stats(&self) -> PoolStats {
+        dispatch!(self, s => s.pool_stats())
+    }
+
+    /// Waits for checked-out connections to come back, then closes them all.
+    pub async fn close(&self) {
+        dispatch!(self, s => s.close().await);
+    }
+}

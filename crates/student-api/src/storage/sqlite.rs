@@ -1,0 +1,163 @@
+//! SQLite backend: the embedded default, one file, WAL journal.
+
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use super::migrations::{self, APPLIED_SQL};
+use super::{ListQuery, Page, PoolSettings, PoolStats, StorageError, StudentRecord};
+use crate::domain::{NewStudent, StudentChanges};
+
+macro_rules! columns {
+    () => {
+        "id, name, email, domain, gpa, created_at, updated_at"
+    };
+}
+
+/// Case-insensitive substring match on name or email; `?1` null matches all.
+/// SQLite's `lower()` folds ASCII letters only.
+macro_rules! search_filter {
+    () => {
+        "(?1 is null or instr(lower(name), lower(?1)) > 0 or instr(lower(email), lower(?1)) > 0)"
+    };
+}
+
+/// The current time as the RFC 3339 text the timestamp columns hold.
+macro_rules! now_utc {
+    () => {
+        "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+    };
+}
+
+const INSERT: &str = concat!(
+    "insert into students (name, email, domain, gpa) values (?1, ?2, ?3, ?4) returning ",
+    columns!()
+);
+const SELECT_ONE: &str = concat!("select ", columns!(), " from students where id = ?1");
+const COUNT: &str = concat!("select count(*) from students where ", search_filter!());
+const SELECT_PAGE: &str = concat!(
+    "select ",
+    columns!(),
+    " from students where ",
+    search_filter!(),
+    " order by id limit ?2 offset ?3"
+);
+const UPDATE: &str = concat!(
+    "update students set name = coalesce(?2, name), email = coalesce(?3, email), ",
+    "domain = coalesce(?4, domain), gpa = coalesce(?5, gpa), updated_at = ",
+    now_utc!(),
+    " where id = ?1 returning ",
+    columns!()
+);
+const DELETE: &str = "delete from students where id = ?1";
+
+/// How long a writer waits for another writer's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn connect(options: SqliteConnectOptions, settings: &PoolSettings) -> Result<Self, StorageError> {
+        if let Some(dir) = options.get_filename().parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StorageError::Unavailable(sqlx::Error::Io(e)))?;
+        }
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL is durable across application crashes in WAL mode and
+            // only risks the last commits on power loss.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub async fn migrate(&self) -> Result<usize, StorageError> {
+        let before = self.applied().await?.len();
+        migrations::SQLITE.run(&self.pool).await?;
+        Ok(self.applied().await?.len().saturating_sub(before))
+    }
+
+    pub async fn migrations_current(&self) -> Result<bool, StorageError> {
+        Ok(migrations::is_current(&migrations::SQLITE, &self.applied().await?))
+    }
+
+    async fn applied(&self) -> Result<Vec<(i64, Vec<u8>)>, StorageError> {
+        let exists: bool =
+            sqlx::query_scalar("select exists (select 1 from sqlite_master where type = 'table' and name = '_sqlx_migrations')")
+                .fetch_one(&self.pool)
+                .await?;
+        if !exists {
+            return Ok(Vec::new());
+        }
+        Ok(sqlx::query_as(APPLIED_SQL).fetch_all(&self.pool).await?)
+    }
+
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query("select 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "db.create", skip_all)]
+    pub async fn create(&self, student: &NewStudent) -> Result<StudentRecord, StorageError> {
+        Ok(sqlx::query_as(INSERT)
+            .bind(student.name.as_str())
+            .bind(student.email.as_str())
+            .bind(student.domain.as_str())
+            .bind(student.gpa.value())
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    #[tracing::instrument(name = "db.get", skip(self))]
+    pub async fn get(&self, id: i64) -> Result<Option<StudentRecord>, StorageError> {
+        Ok(sqlx::query_as(SELECT_ONE).bind(id).fetch_optional(&self.pool).await?)
+    }
+
+    #[tracing::instrument(name = "db.list", skip_all, fields(limit = query.limit, offset = query.offset))]
+    pub async fn list(&self, query: &ListQuery) -> Result<Page, StorageError> {
+        let search = query.search.as_deref();
+        let total: i64 = sqlx::query_scalar(COUNT).bind(search).fetch_one(&self.pool).await?;
+        let records = sqlx::query_as(SELECT_PAGE)
+            .bind(search)
+            .bind(query.limit)
+            .bind(query.offset)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(Page { records, total })
+    }
+
+    #[tracing::instrument(name = "db.update", skip(self, changes))]
+    pub async fn update(&self, id: i64, changes: &StudentChanges) -> Result<Option<StudentRecord>, StorageError> {
+        Ok(sqlx::query_as(UPDATE)
+            .bind(id)
+            .bind(changes.name.as_ref().map(|v| v.as_str()))
+            .bind(changes.email.as_ref().map(|v| v.as_str()))
+            .bind(changes.domain.as_ref().map(|v| v.as_str()))
+            .bind(changes.gpa.map(|v| v.value()))
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    #[tracing::instrument(name = "db.delete", skip(self))]
+    pub async fn delete(&self, id: i64) -> Result<bool, StorageError> {
+        let result = sqlx::query(DELETE).bind(id).execute(&self.pool).await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    pub fn pool_stats(&self) -> PoolStats {
+        PoolStats::of(&self.pool)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
