@@ -12,11 +12,13 @@ use tokio::sync::watch;
 
 use crate::config::ServeConfig;
 use crate::http::{self, AppState, Health, Metrics, RouterOptions};
-use crate::storage::{Store, StorageError};
+use crate::storage::{StorageError, Store};
 
 pub struct Application {
     listener: TcpListener,
+    local_addr: SocketAddr,
     metrics_listener: Option<TcpListener>,
+    metrics_addr: Option<SocketAddr>,
     state: AppState,
     config: ServeConfig,
 }
@@ -30,23 +32,33 @@ impl Application {
         if let Store::Sqlite(_) = store {
             // The embedded default migrates itself so a first run just works;
             // PostgreSQL is migrated by `student-api migrate` (an init container).
-            let applied = store.migrate().await.context("cannot migrate the SQLite database")?;
+            let applied = store
+                .migrate()
+                .await
+                .context("cannot migrate the SQLite database")?;
             tracing::info!(applied, "sqlite migrations applied");
         }
         let state = AppState {
             store,
             metrics: Arc::new(Metrics::new().context("cannot register metrics")?),
             health: Arc::new(Health::new(config.server.readiness_timeout)),
-            openapi: http::openapi::document().into(),
+            openapi: http::openapi::document()
+                .context("cannot render the OpenAPI document")?
+                .into(),
         };
-        let listener = bind(config.server.listen_addr, "LISTEN_ADDR").await?;
-        let metrics_listener = match config.server.metrics_addr {
-            Some(addr) => Some(bind(addr, "METRICS_ADDR").await?),
-            None => None,
+        let (listener, local_addr) = bind(config.server.listen_addr, "LISTEN_ADDR").await?;
+        let (metrics_listener, metrics_addr) = match config.server.metrics_addr {
+            Some(addr) => {
+                let (listener, addr) = bind(addr, "METRICS_ADDR").await?;
+                (Some(listener), Some(addr))
+            }
+            None => (None, None),
         };
         Ok(Self {
             listener,
+            local_addr,
             metrics_listener,
+            metrics_addr,
             state,
             config,
         })
@@ -54,21 +66,24 @@ impl Application {
 
     /// The address the API is listening on (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.local_addr
     }
 
     /// The address `/metrics` is served on, when separate.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_listener
-            .as_ref()
-            .map(|l| l.local_addr().expect("a bound listener has an address"))
+        self.metrics_addr
     }
 
     /// Serves until `shutdown` completes, then drains and closes.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let Self {
             listener,
+            local_addr,
             metrics_listener,
+            metrics_addr,
             state,
             config,
         } = self;
@@ -87,12 +102,16 @@ impl Application {
 
         let metrics_server = metrics_listener.map(|listener| {
             let app = http::metrics_router(state.clone());
-            tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving metrics");
-            tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone())).into_future())
+            tracing::info!(addr = ?metrics_addr, "serving metrics");
+            tokio::spawn(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped(stop_rx.clone()))
+                    .into_future(),
+            )
         });
 
         tracing::info!(
-            addr = %listener.local_addr()?,
+            addr = %local_addr,
             database = %config.database,
             version = env!("CARGO_PKG_VERSION"),
             "serving the API"
@@ -128,10 +147,12 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-async fn bind(addr: SocketAddr, var: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
+async fn bind(addr: SocketAddr, var: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr)
         .await
-        .with_context(|| format!("{var}: cannot listen on {addr}"))
+        .with_context(|| format!("{var}: cannot listen on {addr}"))?;
+    let bound = listener.local_addr()?;
+    Ok((listener, bound))
 }
 
 /// `student-api migrate`: applies pending migrations and reports how many ran.
@@ -141,7 +162,9 @@ pub async fn migrate(config: &ServeConfig) -> anyhow::Result<usize> {
         .with_context(|| format!("cannot open the database ({})", config.database))?;
     let result = store.migrate().await;
     store.close().await;
-    result.map_err(|err: StorageError| anyhow::Error::new(err).context(format!("cannot migrate {}", config.database)))
+    result.map_err(|err: StorageError| {
+        anyhow::Error::new(err).context(format!("cannot migrate {}", config.database))
+    })
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C).

@@ -23,28 +23,65 @@ pub const DEFAULT_SQLITE_PATH: &str = "./data/students.db";
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
     /// Database URL: `postgres://user:password@host:5432/db` or `sqlite://path/to/file.db`.
-    #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        value_name = "DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
     pub database_url: Option<SecretString>,
     /// File holding the database URL (instead of DATABASE_URL).
-    #[arg(long, env = "DATABASE_URL_FILE", value_name = "DATABASE_URL_FILE", global = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL_FILE",
+        value_name = "DATABASE_URL_FILE",
+        global = true
+    )]
     pub database_url_file: Option<PathBuf>,
     /// PostgreSQL host; when set (and no DATABASE_URL), PostgreSQL is used.
-    #[arg(long, env = "POSTGRES_HOST", value_name = "POSTGRES_HOST", global = true)]
+    #[arg(
+        long,
+        env = "POSTGRES_HOST",
+        value_name = "POSTGRES_HOST",
+        global = true
+    )]
     pub postgres_host: Option<String>,
     /// PostgreSQL port; Kubernetes' injected `tcp://ip:port` form is accepted.
     #[arg(long, env = "POSTGRES_PORT", value_name = "POSTGRES_PORT", default_value = "5432", value_parser = parse_postgres_port, global = true)]
     pub postgres_port: u16,
     /// PostgreSQL user.
-    #[arg(long, env = "POSTGRES_USER", value_name = "POSTGRES_USER", global = true)]
+    #[arg(
+        long,
+        env = "POSTGRES_USER",
+        value_name = "POSTGRES_USER",
+        global = true
+    )]
     pub postgres_user: Option<String>,
     /// File holding the PostgreSQL user (instead of POSTGRES_USER).
-    #[arg(long, env = "POSTGRES_USER_FILE", value_name = "POSTGRES_USER_FILE", global = true)]
+    #[arg(
+        long,
+        env = "POSTGRES_USER_FILE",
+        value_name = "POSTGRES_USER_FILE",
+        global = true
+    )]
     pub postgres_user_file: Option<PathBuf>,
     /// PostgreSQL password.
-    #[arg(long, env = "POSTGRES_PASSWORD", value_name = "POSTGRES_PASSWORD", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "POSTGRES_PASSWORD",
+        value_name = "POSTGRES_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
     pub postgres_password: Option<SecretString>,
     /// File holding the PostgreSQL password (instead of POSTGRES_PASSWORD).
-    #[arg(long, env = "POSTGRES_PASSWORD_FILE", value_name = "POSTGRES_PASSWORD_FILE", global = true)]
+    #[arg(
+        long,
+        env = "POSTGRES_PASSWORD_FILE",
+        value_name = "POSTGRES_PASSWORD_FILE",
+        global = true
+    )]
     pub postgres_password_file: Option<PathBuf>,
     /// PostgreSQL database name [default: the user name].
     #[arg(long, env = "POSTGRES_DB", value_name = "POSTGRES_DB", global = true)]
@@ -81,7 +118,10 @@ impl fmt::Debug for DatabaseTarget {
                 .field("database", &o.get_database())
                 .field("user", &o.get_username())
                 .finish_non_exhaustive(),
-            Self::Sqlite(o) => f.debug_struct("Sqlite").field("path", &o.get_filename()).finish(),
+            Self::Sqlite(o) => f
+                .debug_struct("Sqlite")
+                .field("path", &o.get_filename())
+                .finish(),
         }
     }
 }
@@ -123,7 +163,9 @@ impl DatabaseArgs {
         if let Some(host) = &self.postgres_host {
             return self.postgres_from_parts(host).map(DatabaseTarget::Postgres);
         }
-        Ok(DatabaseTarget::Sqlite(SqliteConnectOptions::new().filename(DEFAULT_SQLITE_PATH)))
+        Ok(DatabaseTarget::Sqlite(
+            SqliteConnectOptions::new().filename(DEFAULT_SQLITE_PATH),
+        ))
     }
 
     fn postgres_from_parts(&self, host: &str) -> Result<PgConnectOptions, ConfigError> {
@@ -134,14 +176,20 @@ impl DatabaseArgs {
             "POSTGRES_USER_FILE",
             self.postgres_user_file.as_ref(),
         )?
-        .ok_or(ConfigError::Missing { var: "POSTGRES_USER", when: WHEN })?;
+        .ok_or(ConfigError::Missing {
+            var: "POSTGRES_USER",
+            when: WHEN,
+        })?;
         let password = secret_or_file(
             "POSTGRES_PASSWORD",
             self.postgres_password.as_ref(),
             "POSTGRES_PASSWORD_FILE",
             self.postgres_password_file.as_ref(),
         )?
-        .ok_or(ConfigError::Missing { var: "POSTGRES_PASSWORD", when: WHEN })?;
+        .ok_or(ConfigError::Missing {
+            var: "POSTGRES_PASSWORD",
+            when: WHEN,
+        })?;
         let user = user.expose_secret();
         let database = self.postgres_db.as_deref().unwrap_or(user);
         Ok(PgConnectOptions::new_without_pgpass()
@@ -172,7 +220,10 @@ fn secret_or_file(
 /// Parses a `postgres://`, `postgresql://` or `sqlite:` URL. Errors describe
 /// the problem without echoing the URL, which may hold a password.
 fn parse_database_url(url: &str) -> Result<DatabaseTarget, ConfigError> {
-    let invalid = |reason: String| ConfigError::Invalid { var: "DATABASE_URL", reason };
+    let invalid = |reason: String| ConfigError::Invalid {
+        var: "DATABASE_URL",
+        reason,
+    };
     let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
     match scheme {
         "postgres" | "postgresql" => {
@@ -185,7 +236,8 @@ fn parse_database_url(url: &str) -> Result<DatabaseTarget, ConfigError> {
             .map(DatabaseTarget::Sqlite)
             .map_err(|_| invalid("not a valid SQLite URL".to_owned())),
         _ => Err(invalid(
-            "unsupported scheme; use postgres://user:password@host:port/db or sqlite://path".to_owned(),
+            "unsupported scheme; use postgres://user:password@host:port/db or sqlite://path"
+                .to_owned(),
         )),
     }
 }
@@ -193,9 +245,9 @@ fn parse_database_url(url: &str) -> Result<DatabaseTarget, ConfigError> {
 /// Accepts `5432` and the `tcp://10.0.0.7:5432` value Kubernetes injects into
 /// `POSTGRES_PORT` when a Service named `postgres` exists in the namespace.
 pub fn parse_postgres_port(raw: &str) -> Result<u16, String> {
-    let port = raw
-        .strip_prefix("tcp://")
-        .map_or(raw, |addr| addr.rsplit_once(':').map_or("", |(_, port)| port));
+    let port = raw.strip_prefix("tcp://").map_or(raw, |addr| {
+        addr.rsplit_once(':').map_or("", |(_, port)| port)
+    });
     match port.parse::<u16>() {
         Ok(p) if p > 0 => Ok(p),
         _ => Err("expected a port number (1-65535) or tcp://host:port".to_owned()),
@@ -203,8 +255,9 @@ pub fn parse_postgres_port(raw: &str) -> Result<u16, String> {
 }
 
 fn parse_ssl_mode(raw: &str) -> Result<PgSslMode, String> {
-    PgSslMode::from_str(raw)
-        .map_err(|_| "expected disable, allow, prefer, require, verify-ca or verify-full".to_owned())
+    PgSslMode::from_str(raw).map_err(|_| {
+        "expected disable, allow, prefer, require, verify-ca or verify-full".to_owned()
+    })
 }
 
 #[cfg(test)]
@@ -226,47 +279,82 @@ mod tests {
 
     #[test]
     fn database_url_selects_the_backend() {
-        let pg = args(&["--database-url=postgres://u:pw@db.internal:6543/school"]).target().unwrap();
+        let pg = args(&["--database-url=postgres://u:pw@db.internal:6543/school"])
+            .target()
+            .unwrap();
         assert_eq!(pg.to_string(), "postgres at db.internal:6543/school");
-        let lite = args(&["--database-url=sqlite:///tmp/x.db"]).target().unwrap();
+        let lite = args(&["--database-url=sqlite:///tmp/x.db"])
+            .target()
+            .unwrap();
         assert_eq!(lite.to_string(), "sqlite at /tmp/x.db");
     }
 
     #[test]
     fn database_url_errors_never_echo_the_url() {
-        let err = args(&["--database-url=mysql://u:hunter2hunter2@h/db"]).target().unwrap_err().to_string();
+        let err = args(&["--database-url=mysql://u:hunter2hunter2@h/db"])
+            .target()
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("DATABASE_URL: unsupported scheme"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
-        let err = args(&["--database-url=postgres://u:hunter2hunter2@h:notaport/db"]).target().unwrap_err().to_string();
+        let err = args(&["--database-url=postgres://u:hunter2hunter2@h:notaport/db"])
+            .target()
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("DATABASE_URL: not a valid URL"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]
     fn postgres_parts_are_used_when_host_is_set() {
-        let target = args(&["--postgres-host=pg", "--postgres-user=app", "--postgres-password=pw", "--postgres-port=tcp://10.96.0.12:5433"])
-            .target()
-            .unwrap();
+        let target = args(&[
+            "--postgres-host=pg",
+            "--postgres-user=app",
+            "--postgres-password=pw",
+            "--postgres-port=tcp://10.96.0.12:5433",
+        ])
+        .target()
+        .unwrap();
         assert_eq!(target.to_string(), "postgres at pg:5433/app");
     }
 
     #[test]
     fn postgres_parts_name_the_missing_variable() {
-        let err = args(&["--postgres-host=pg", "--postgres-password=pw"]).target().unwrap_err();
-        assert_eq!(err.to_string(), "POSTGRES_USER is required when POSTGRES_HOST is set");
-        let err = args(&["--postgres-host=pg", "--postgres-user=app"]).target().unwrap_err();
-        assert_eq!(err.to_string(), "POSTGRES_PASSWORD is required when POSTGRES_HOST is set");
+        let err = args(&["--postgres-host=pg", "--postgres-password=pw"])
+            .target()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "POSTGRES_USER is required when POSTGRES_HOST is set"
+        );
+        let err = args(&["--postgres-host=pg", "--postgres-user=app"])
+            .target()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "POSTGRES_PASSWORD is required when POSTGRES_HOST is set"
+        );
     }
 
     #[test]
     fn a_value_and_its_file_variant_conflict() {
-        let err = args(&["--database-url=sqlite://a.db", "--database-url-file=/run/secrets/url"]).target().unwrap_err();
-        assert_eq!(err.to_string(), "DATABASE_URL and DATABASE_URL_FILE are both set; set only one of them");
+        let err = args(&[
+            "--database-url=sqlite://a.db",
+            "--database-url-file=/run/secrets/url",
+        ])
+        .target()
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "DATABASE_URL and DATABASE_URL_FILE are both set; set only one of them"
+        );
     }
 
     #[test]
     fn debug_output_never_shows_the_password() {
-        let target = args(&["--database-url=postgres://u:hunter2hunter2@h/db"]).target().unwrap();
+        let target = args(&["--database-url=postgres://u:hunter2hunter2@h/db"])
+            .target()
+            .unwrap();
         assert!(!format!("{target:?}").contains("hunter2"));
     }
 

@@ -22,7 +22,10 @@ pub enum ConfigError {
     #[error("{var}: {reason}")]
     Invalid { var: &'static str, reason: String },
     #[error("{var} is required {when}")]
-    Missing { var: &'static str, when: &'static str },
+    Missing {
+        var: &'static str,
+        when: &'static str,
+    },
     #[error("{0} and {1} are both set; set only one of them")]
     Conflict(&'static str, &'static str),
 }
@@ -64,14 +67,26 @@ pub struct LogArgs {
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto, global = true)]
     pub log_format: LogFormat,
     /// Log filter directives, e.g. `info` or `info,student_api=debug`.
-    #[arg(long, env = "RUST_LOG", value_name = "RUST_LOG", default_value = "info,sqlx=warn", global = true)]
+    #[arg(
+        long,
+        env = "RUST_LOG",
+        value_name = "RUST_LOG",
+        default_value = "info,sqlx=warn",
+        global = true
+    )]
     pub log_filter: String,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
     /// Address the API listens on.
-    #[arg(long, env = "LISTEN_ADDR", value_name = "LISTEN_ADDR", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "LISTEN_ADDR",
+        value_name = "LISTEN_ADDR",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub listen_addr: SocketAddr,
     /// Serve `/metrics` on this separate address instead of the API address.
     #[arg(long, env = "METRICS_ADDR", value_name = "METRICS_ADDR", global = true)]
@@ -89,7 +104,8 @@ pub struct ServerArgs {
 
 /// Parses durations such as `500ms`, `3s` or `1m 30s`.
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
-    let duration = humantime::parse_duration(raw).map_err(|e| format!("{e} (examples: 500ms, 3s, 1m)"))?;
+    let duration =
+        humantime::parse_duration(raw).map_err(|e| format!("{e} (examples: 500ms, 3s, 1m)"))?;
     if duration.is_zero() {
         return Err("must be greater than zero".to_owned());
     }
@@ -149,7 +165,8 @@ mod tests {
 
     #[test]
     fn flags_may_follow_the_subcommand() {
-        let cli = Cli::try_parse_from(["student-api", "serve", "--listen-addr=127.0.0.1:9001"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["student-api", "serve", "--listen-addr=127.0.0.1:9001"]).unwrap();
         assert_eq!(cli.command, Some(Command::Serve));
         assert_eq!(cli.server.listen_addr.port(), 9001);
     }

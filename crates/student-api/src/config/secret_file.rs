@@ -45,9 +45,13 @@ mod tests {
 
     #[test]
     fn a_missing_file_names_the_variable_and_path() {
-        let err = read_secret_file("POSTGRES_PASSWORD_FILE", Path::new("/nonexistent/pw")).unwrap_err();
+        let err =
+            read_secret_file("POSTGRES_PASSWORD_FILE", Path::new("/nonexistent/pw")).unwrap_err();
         let message = err.to_string();
-        assert!(message.starts_with("POSTGRES_PASSWORD_FILE: cannot read /nonexistent/pw"), "{message}");
+        assert!(
+            message.starts_with("POSTGRES_PASSWORD_FILE: cannot read /nonexistent/pw"),
+            "{message}"
+        );
     }
 
     #[test]

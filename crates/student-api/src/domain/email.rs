@@ -45,13 +45,23 @@ mod tests {
 
     #[test]
     fn ordinary_addresses_are_accepted_and_trimmed() {
-        assert_eq!(Email::parse(" ada@example.org ").unwrap().as_str(), "ada@example.org");
+        assert_eq!(
+            Email::parse(" ada@example.org ").unwrap().as_str(),
+            "ada@example.org"
+        );
         assert!(Email::parse("first.last+tag@sub.example.co.uk").is_ok());
     }
 
     #[test]
     fn addresses_without_at_sign_or_domain_are_rejected() {
-        for bad in ["", "ada", "ada@", "@example.org", "ada@@example.org", "a b@example.org"] {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.org",
+            "ada@@example.org",
+            "a b@example.org",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }
@@ -62,6 +72,9 @@ mod tests {
         let domain = format!("{}.org", "b".repeat(63));
         let long = format!("{local}@{domain}.{domain}.{domain}");
         assert!(long.len() > EMAIL_MAX_CHARS);
-        assert_eq!(Email::parse(&long).unwrap_err(), "must be at most 254 characters");
+        assert_eq!(
+            Email::parse(&long).unwrap_err(),
+            "must be at most 254 characters"
+        );
     }
 }

@@ -27,6 +27,7 @@ impl Gpa {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)] // exact values go in and must come out
 mod tests {
     use super::*;
 
@@ -39,7 +40,13 @@ mod tests {
 
     #[test]
     fn out_of_range_and_non_finite_values_are_rejected() {
-        for bad in [-0.01, 10.000_001, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        for bad in [
+            -0.01,
+            10.000_001,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
             assert!(Gpa::new(bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -66,7 +66,10 @@ mod tests {
 
     #[test]
     fn surrounding_whitespace_is_trimmed() {
-        assert_eq!(StudentName::parse("  Ada Lovelace \n").unwrap().as_str(), "Ada Lovelace");
+        assert_eq!(
+            StudentName::parse("  Ada Lovelace \n").unwrap().as_str(),
+            "Ada Lovelace"
+        );
     }
 
     #[test]

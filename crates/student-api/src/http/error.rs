@@ -107,11 +107,14 @@ impl Problem {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut response = (status, body).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+        );
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
         }
         response
     }
@@ -122,10 +125,14 @@ impl ApiError {
         match self {
             Self::MalformedBody(_) => (StatusCode::BAD_REQUEST, "malformed-body"),
             Self::InvalidParameter(_) => (StatusCode::BAD_REQUEST, "invalid-parameter"),
-            Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type"),
+            Self::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type")
+            }
             Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large"),
             Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
-            Self::StudentNotFound(_) | Self::RouteNotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
+            Self::StudentNotFound(_) | Self::RouteNotFound(_) => {
+                (StatusCode::NOT_FOUND, "not-found")
+            }
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed"),
             Self::EmailTaken => (StatusCode::CONFLICT, "email-taken"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -139,8 +146,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, slug) = self.status_and_slug();
         match &self {
-            Self::Internal(err) => tracing::error!(error = %cause_chain(err.as_ref()), "request failed"),
-            Self::Unavailable(err) => tracing::warn!(error = %cause_chain(err), "database unavailable"),
+            Self::Internal(err) => {
+                tracing::error!(error = %cause_chain(err.as_ref()), "request failed")
+            }
+            Self::Unavailable(err) => {
+                tracing::warn!(error = %cause_chain(err), "database unavailable")
+            }
             _ => {}
         }
         let mut problem = Problem::new(status, slug, self.to_string());
@@ -181,6 +192,9 @@ mod tests {
         let err = ApiError::Internal(anyhow::anyhow!("relation \"students\" does not exist"));
         let response = err.into_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_CONTENT_TYPE);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            PROBLEM_CONTENT_TYPE
+        );
     }
 }

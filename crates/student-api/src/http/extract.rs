@@ -33,31 +33,49 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
         if !is_json_content_type(req.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| match rejection {
-            BytesRejection::FailedToBufferBody(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::PayloadTooLarge {
-                    limit_kib: BODY_LIMIT_BYTES / 1024,
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| match rejection {
+                BytesRejection::FailedToBufferBody(_)
+                    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+                {
+                    ApiError::PayloadTooLarge {
+                        limit_kib: BODY_LIMIT_BYTES / 1024,
+                    }
                 }
-            }
-            other => ApiError::MalformedBody(format!("could not read the request body: {}", other.body_text())),
-        })?;
+                other => ApiError::MalformedBody(format!(
+                    "could not read the request body: {}",
+                    other.body_text()
+                )),
+            })?;
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(map)) => Ok(Self(map)),
             Ok(_) => Err(ApiError::Validation(
                 [("body".to_owned(), vec!["must be a JSON object".to_owned()])].into(),
             )),
-            Err(e) => Err(ApiError::MalformedBody(format!("request body is not valid JSON: {e}"))),
+            Err(e) => Err(ApiError::MalformedBody(format!(
+                "request body is not valid JSON: {e}"
+            ))),
         }
     }
 }
 
 /// `application/json` or any `application/*+json`, parameters ignored.
 fn is_json_content_type(headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// The `{id}` path segment: a positive 64-bit integer written in digits.
@@ -69,7 +87,9 @@ impl<S: Send + Sync> FromRequestParts<S> for StudentId {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let invalid = || ApiError::InvalidParameter("id must be a positive integer".to_owned());
-        let Path(raw) = Path::<String>::from_request_parts(parts, state).await.map_err(|_| invalid())?;
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| invalid())?;
         parse_positive_id(&raw).map(Self).ok_or_else(invalid)
     }
 }
@@ -95,17 +115,22 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let Query(raw) = Query::<RawListParams>::try_from_uri(&parts.uri)
-            .map_err(|e| ApiError::InvalidParameter(format!("invalid query string: {}", e.body_text())))?;
+        let Query(raw) = Query::<RawListParams>::try_from_uri(&parts.uri).map_err(|e| {
+            ApiError::InvalidParameter(format!("invalid query string: {}", e.body_text()))
+        })?;
         let limit = match raw.limit.as_deref() {
             None => DEFAULT_LIMIT,
-            Some(v) => parse_in_range(v, 1, MAX_LIMIT)
-                .ok_or_else(|| ApiError::InvalidParameter(format!("limit must be an integer from 1 to {MAX_LIMIT}")))?,
+            Some(v) => parse_in_range(v, 1, MAX_LIMIT).ok_or_else(|| {
+                ApiError::InvalidParameter(format!(
+                    "limit must be an integer from 1 to {MAX_LIMIT}"
+                ))
+            })?,
         };
         let offset = match raw.offset.as_deref() {
             None => 0,
-            Some(v) => parse_in_range(v, 0, i64::MAX)
-                .ok_or_else(|| ApiError::InvalidParameter("offset must be a non-negative integer".to_owned()))?,
+            Some(v) => parse_in_range(v, 0, i64::MAX).ok_or_else(|| {
+                ApiError::InvalidParameter("offset must be a non-negative integer".to_owned())
+            })?,
         };
         let search = match raw.q {
             Some(q) if q.chars().count() > TEXT_MAX_CHARS || q.chars().any(char::is_control) => {
@@ -116,7 +141,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
             Some(q) if !q.is_empty() => Some(q),
             _ => None,
         };
-        Ok(Self(ListQuery { limit, offset, search }))
+        Ok(Self(ListQuery {
+            limit,
+            offset,
+            search,
+        }))
     }
 }
 
@@ -136,7 +165,16 @@ mod tests {
     fn ids_are_positive_decimal_integers() {
         assert_eq!(parse_positive_id("42"), Some(42));
         assert_eq!(parse_positive_id("007"), Some(7));
-        for bad in ["0", "-1", "+1", "1.0", "abc", "", " 1", "9223372036854775808"] {
+        for bad in [
+            "0",
+            "-1",
+            "+1",
+            "1.0",
+            "abc",
+            "",
+            " 1",
+            "9223372036854775808",
+        ] {
             assert_eq!(parse_positive_id(bad), None, "{bad:?}");
         }
     }

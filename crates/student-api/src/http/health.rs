@@ -110,21 +110,32 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         checks.insert("shutdown".to_owned(), "in progress".to_owned());
         return not_ready("the service is shutting down", checks);
     }
-    let (database, migrations) = match tokio::time::timeout(health.timeout, check_database(&state)).await {
-        Ok(Ok(current)) => ("ok", if current { "ok" } else { "pending" }),
-        Ok(Err(err)) => {
-            tracing::warn!(error = %cause_chain(&err), "readiness: database check failed");
-            ("unavailable", "unknown")
-        }
-        Err(_) => ("timeout", "unknown"),
-    };
+    let (database, migrations) =
+        match tokio::time::timeout(health.timeout, check_database(&state)).await {
+            Ok(Ok(current)) => ("ok", if current { "ok" } else { "pending" }),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %cause_chain(&err), "readiness: database check failed");
+                ("unavailable", "unknown")
+            }
+            Err(_) => ("timeout", "unknown"),
+        };
     checks.insert("database".to_owned(), database.to_owned());
     checks.insert("migrations".to_owned(), migrations.to_owned());
     match (database, migrations) {
-        ("ok", "ok") => Json(ReadyStatus { status: "ready", checks }).into_response(),
-        ("ok", _) => not_ready("database migrations are pending; run `student-api migrate`", checks),
+        ("ok", "ok") => Json(ReadyStatus {
+            status: "ready",
+            checks,
+        })
+        .into_response(),
+        ("ok", _) => not_ready(
+            "database migrations are pending; run `student-api migrate`",
+            checks,
+        ),
         ("timeout", _) => not_ready(
-            &format!("the database did not answer within {} ms", health.timeout.as_millis()),
+            &format!(
+                "the database did not answer within {} ms",
+                health.timeout.as_millis()
+            ),
             checks,
         ),
         _ => not_ready("the database is unavailable", checks),

@@ -10,7 +10,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use super::AppState;
@@ -21,8 +22,8 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 
 /// Fine enough to read p50 to p99 anywhere between 0.5 ms and 5 s.
 const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0,
-    2.0, 3.0, 5.0,
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.3, 0.5,
+    0.75, 1.0, 2.0, 3.0, 5.0,
 ];
 
 pub struct Metrics {
@@ -39,23 +40,40 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests answered, by method, route template and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests answered, by method, route template and status",
+            ),
             &["method", "route", "status"],
         )?;
         let duration = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency, by method and route template")
-                .buckets(LATENCY_BUCKETS.to_vec()),
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency, by method and route template",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
             &["method", "route"],
         )?;
         let in_flight = IntGauge::new("http_requests_in_flight", "HTTP requests being served")?;
-        let pool_size = IntGauge::new("db_pool_connections", "Open database connections, idle or in use")?;
+        let pool_size = IntGauge::new(
+            "db_pool_connections",
+            "Open database connections, idle or in use",
+        )?;
         let pool_idle = IntGauge::new("db_pool_idle_connections", "Idle database connections")?;
-        let pool_max = IntGauge::new("db_pool_max_connections", "Most database connections the pool may open")?;
+        let pool_max = IntGauge::new(
+            "db_pool_max_connections",
+            "Most database connections the pool may open",
+        )?;
         let build_info = IntGaugeVec::new(
-            Opts::new("student_api_build_info", "Always 1; the labels describe the running build"),
+            Opts::new(
+                "student_api_build_info",
+                "Always 1; the labels describe the running build",
+            ),
             &["version"],
         )?;
-        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
 
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
@@ -65,7 +83,9 @@ impl Metrics {
         registry.register(Box::new(pool_max.clone()))?;
         registry.register(Box::new(build_info))?;
         #[cfg(target_os = "linux")]
-        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
 
         Ok(Self {
             registry,

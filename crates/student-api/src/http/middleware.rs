@@ -27,7 +27,10 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 /// Drops a client-supplied `X-Request-Id` that is too long or not printable
 /// ASCII, so a fresh one is generated and logs stay clean.
 pub fn drop_unusable_request_id(mut request: Request) -> Request {
-    let usable = request.headers().get(&REQUEST_ID).is_none_or(|id| is_usable_request_id(id));
+    let usable = request
+        .headers()
+        .get(&REQUEST_ID)
+        .is_none_or(is_usable_request_id);
     if !usable {
         request.headers_mut().remove(&REQUEST_ID);
     }
@@ -36,7 +39,7 @@ pub fn drop_unusable_request_id(mut request: Request) -> Request {
 
 fn is_usable_request_id(id: &HeaderValue) -> bool {
     let bytes = id.as_bytes();
-    !bytes.is_empty() && bytes.len() <= MAX_REQUEST_ID_LEN && bytes.iter().all(|b| b.is_ascii_graphic())
+    !bytes.is_empty() && bytes.len() <= MAX_REQUEST_ID_LEN && bytes.iter().all(u8::is_ascii_graphic)
 }
 
 /// Decrements the in-flight gauge even when the request future is dropped.
@@ -49,7 +52,11 @@ impl Drop for InFlight<'_> {
 }
 
 /// Wraps each request in a span, records its metrics and writes the access log.
-pub async fn observe(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+pub async fn observe(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let start = Instant::now();
     let method = request.method().clone();
     let route: Arc<str> = request
@@ -65,7 +72,8 @@ pub async fn observe(State(metrics): State<Arc<Metrics>>, request: Request, next
 
     metrics.in_flight.inc();
     let guard = InFlight(&metrics);
-    let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
+    let span =
+        tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
     let response = next.run(request).instrument(span).await;
     drop(guard);
 
@@ -119,9 +127,15 @@ mod tests {
 
     #[test]
     fn request_ids_must_be_short_printable_ascii() {
-        assert!(is_usable_request_id(&HeaderValue::from_static("req-123_ABC.x")));
+        assert!(is_usable_request_id(&HeaderValue::from_static(
+            "req-123_ABC.x"
+        )));
         assert!(!is_usable_request_id(&HeaderValue::from_static("")));
-        assert!(!is_usable_request_id(&HeaderValue::from_static("has space")));
-        assert!(!is_usable_request_id(&HeaderValue::from_str(&"x".repeat(129)).unwrap()));
+        assert!(!is_usable_request_id(&HeaderValue::from_static(
+            "has space"
+        )));
+        assert!(!is_usable_request_id(
+            &HeaderValue::from_str(&"x".repeat(129)).unwrap()
+        ));
     }
 }

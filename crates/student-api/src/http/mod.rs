@@ -66,9 +66,15 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         .layer(
             ServiceBuilder::new()
                 .map_request(middleware::drop_unusable_request_id)
-                .layer(SetRequestIdLayer::new(middleware::REQUEST_ID.clone(), MakeRequestUuid))
+                .layer(SetRequestIdLayer::new(
+                    middleware::REQUEST_ID.clone(),
+                    MakeRequestUuid,
+                ))
                 .layer(PropagateRequestIdLayer::new(middleware::REQUEST_ID.clone()))
-                .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), middleware::observe))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.metrics.clone(),
+                    middleware::observe,
+                ))
                 .layer(CatchPanicLayer::custom(middleware::panic_response))
                 .layer(HandleErrorLayer::new(middleware::layer_error_response))
                 .timeout(options.request_timeout)

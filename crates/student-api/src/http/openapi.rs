@@ -37,8 +37,8 @@ use super::students::{StudentInput, StudentPage, StudentPatchInput, StudentView}
 pub struct ApiDoc;
 
 /// Renders the document once; it does not change while the process runs.
-pub fn document() -> String {
-    ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serialises")
+pub fn document() -> Result<String, serde_json::Error> {
+    ApiDoc::openapi().to_pretty_json()
 }
 
 /// This OpenAPI document.
@@ -49,6 +49,11 @@ pub fn document() -> String {
     operation_id = "openapi",
     responses((status = 200, description = "OpenAPI 3.1 document", body = Object, content_type = "application/json"))
 )]
-pub async fn openapi_json(axum::extract::State(state): axum::extract::State<super::AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], state.openapi.clone())
+pub async fn openapi_json(
+    axum::extract::State(state): axum::extract::State<super::AppState>,
+) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi.clone(),
+    )
 }

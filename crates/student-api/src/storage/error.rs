@@ -64,12 +64,21 @@ mod tests {
     #[test]
     fn connection_failures_are_unavailable() {
         let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
-        assert!(matches!(StorageError::from(io), StorageError::Unavailable(_)));
-        assert!(matches!(StorageError::from(sqlx::Error::PoolTimedOut), StorageError::Unavailable(_)));
+        assert!(matches!(
+            StorageError::from(io),
+            StorageError::Unavailable(_)
+        ));
+        assert!(matches!(
+            StorageError::from(sqlx::Error::PoolTimedOut),
+            StorageError::Unavailable(_)
+        ));
     }
 
     #[test]
     fn a_missing_row_is_a_query_error() {
-        assert!(matches!(StorageError::from(sqlx::Error::RowNotFound), StorageError::Query(_)));
+        assert!(matches!(
+            StorageError::from(sqlx::Error::RowNotFound),
+            StorageError::Query(_)
+        ));
     }
 }

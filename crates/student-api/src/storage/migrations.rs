@@ -26,7 +26,10 @@ mod tests {
     use super::*;
 
     fn applied_all(migrator: &Migrator) -> Vec<(i64, Vec<u8>)> {
-        migrator.iter().map(|m| (m.version, m.checksum.to_vec())).collect()
+        migrator
+            .iter()
+            .map(|m| (m.version, m.checksum.to_vec()))
+            .collect()
     }
 
     #[test]

@@ -6,6 +6,83 @@
 //! (constraint violation, database unavailable, anything else) so the HTTP
 //! layer never inspects a driver error itself.
 
+/// The query methods both backends share. Each backend module defines, in
+/// its own SQL dialect, the constants `INSERT`, `SELECT_ONE`, `COUNT`,
+/// `SELECT_PAGE`, `UPDATE`, `DELETE` and `MIGRATOR`, and a `pool` field.
+macro_rules! student_queries {
+    () => {
+        pub async fn migrate(&self) -> Result<usize, StorageError> {
+            let before = self.applied().await?.len();
+            MIGRATOR.run(&self.pool).await?;
+            Ok(self.applied().await?.len().saturating_sub(before))
+        }
+
+        pub async fn migrations_current(&self) -> Result<bool, StorageError> {
+            Ok(super::migrations::is_current(&MIGRATOR, &self.applied().await?))
+        }
+
+        pub async fn ping(&self) -> Result<(), StorageError> {
+            sqlx::query("select 1").execute(&self.pool).await?;
+            Ok(())
+        }
+
+        #[tracing::instrument(name = "db.create", skip_all)]
+        pub async fn create(&self, student: &NewStudent) -> Result<StudentRecord, StorageError> {
+            Ok(sqlx::query_as(INSERT)
+                .bind(student.name.as_str())
+                .bind(student.email.as_str())
+                .bind(student.domain.as_str())
+                .bind(student.gpa.value())
+                .fetch_one(&self.pool)
+                .await?)
+        }
+
+        #[tracing::instrument(name = "db.get", skip(self))]
+        pub async fn get(&self, id: i64) -> Result<Option<StudentRecord>, StorageError> {
+            Ok(sqlx::query_as(SELECT_ONE).bind(id).fetch_optional(&self.pool).await?)
+        }
+
+        #[tracing::instrument(name = "db.list", skip_all, fields(limit = query.limit, offset = query.offset))]
+        pub async fn list(&self, query: &ListQuery) -> Result<Page, StorageError> {
+            let search = query.search.as_deref();
+            let total: i64 = sqlx::query_scalar(COUNT).bind(search).fetch_one(&self.pool).await?;
+            let records = sqlx::query_as(SELECT_PAGE)
+                .bind(search)
+                .bind(query.limit)
+                .bind(query.offset)
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(Page { records, total })
+        }
+
+        #[tracing::instrument(name = "db.update", skip(self, changes))]
+        pub async fn update(&self, id: i64, changes: &StudentChanges) -> Result<Option<StudentRecord>, StorageError> {
+            Ok(sqlx::query_as(UPDATE)
+                .bind(id)
+                .bind(changes.name.as_ref().map(StudentName::as_str))
+                .bind(changes.email.as_ref().map(Email::as_str))
+                .bind(changes.domain.as_ref().map(FieldOfStudy::as_str))
+                .bind(changes.gpa.map(Gpa::value))
+                .fetch_optional(&self.pool)
+                .await?)
+        }
+
+        #[tracing::instrument(name = "db.delete", skip(self))]
+        pub async fn delete(&self, id: i64) -> Result<bool, StorageError> {
+            let result = sqlx::query(DELETE).bind(id).execute(&self.pool).await?;
+            Ok(result.rows_affected() > 0)
+        }
+
+        pub fn pool_stats(&self) -> PoolStats {
+            PoolStats::of(&self.pool)
+        }
+
+        pub async fn close(&self) {
+            self.pool.close().await;
+        }
+    };
+}
+
 mod error;
 mod migrations;
 mod postgres;
@@ -51,12 +128,17 @@ impl Store {
     /// Opens a pool for `target`. PostgreSQL connects lazily, so the service
     /// starts (and reports not-ready) while the database is still coming up;
     /// SQLite opens the file at once and creates it when missing.
-    pub async fn connect(target: &DatabaseTarget, settings: &PoolSettings) -> Result<Self, StorageError> {
+    pub async fn connect(
+        target: &DatabaseTarget,
+        settings: &PoolSettings,
+    ) -> Result<Self, StorageError> {
         match target {
-            DatabaseTarget::Postgres(options) => {
-                Ok(Self::Postgres(postgres::PgStore::connect_lazy(options.clone(), settings)))
-            }
-            DatabaseTarget::Sqlite(options) => Ok(Self::Sqlite(sqlite::SqliteStore::connect(options.clone(), settings).await?)),
+            DatabaseTarget::Postgres(options) => Ok(Self::Postgres(
+                postgres::PgStore::connect_lazy(options.clone(), settings),
+            )),
+            DatabaseTarget::Sqlite(options) => Ok(Self::Sqlite(
+                sqlite::SqliteStore::connect(options.clone(), settings).await?,
+            )),
         }
     }
 
@@ -97,7 +179,11 @@ impl Store {
     }
 
     /// Applies `changes` and returns the updated row, or `None` when `id` does not exist.
-    pub async fn update(&self, id: i64, changes: &StudentChanges) -> Result<Option<StudentRecord>, StorageError> {
+    pub async fn update(
+        &self,
+        id: i64,
+        changes: &StudentChanges,
+    ) -> Result<Option<StudentRecord>, StorageError> {
         dispatch!(self, s => s.update(id, changes).await)
     }
 

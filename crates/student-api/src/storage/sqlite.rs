@@ -2,11 +2,13 @@
 
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
-use super::migrations::{self, APPLIED_SQL};
+use super::migrations::APPLIED_SQL;
 use super::{ListQuery, Page, PoolSettings, PoolStats, StorageError, StudentRecord};
-use crate::domain::{NewStudent, StudentChanges};
+use crate::domain::{Email, FieldOfStudy, Gpa, NewStudent, StudentChanges, StudentName};
 
 macro_rules! columns {
     () => {
@@ -49,6 +51,7 @@ const UPDATE: &str = concat!(
     " where id = ?1 returning ",
     columns!()
 );
+static MIGRATOR: &sqlx::migrate::Migrator = &super::migrations::SQLITE;
 const DELETE: &str = "delete from students where id = ?1";
 
 /// How long a writer waits for another writer's lock before giving up.
@@ -60,9 +63,17 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub async fn connect(options: SqliteConnectOptions, settings: &PoolSettings) -> Result<Self, StorageError> {
-        if let Some(dir) = options.get_filename().parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StorageError::Unavailable(sqlx::Error::Io(e)))?;
+    pub async fn connect(
+        options: SqliteConnectOptions,
+        settings: &PoolSettings,
+    ) -> Result<Self, StorageError> {
+        if let Some(dir) = options
+            .get_filename()
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StorageError::Unavailable(sqlx::Error::Io(e)))?;
         }
         let options = options
             .create_if_missing(true)
@@ -80,15 +91,7 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
-    pub async fn migrate(&self) -> Result<usize, StorageError> {
-        let before = self.applied().await?.len();
-        migrations::SQLITE.run(&self.pool).await?;
-        Ok(self.applied().await?.len().saturating_sub(before))
-    }
-
-    pub async fn migrations_current(&self) -> Result<bool, StorageError> {
-        Ok(migrations::is_current(&migrations::SQLITE, &self.applied().await?))
-    }
+    student_queries!();
 
     async fn applied(&self) -> Result<Vec<(i64, Vec<u8>)>, StorageError> {
         let exists: bool =
@@ -99,65 +102,5 @@ impl SqliteStore {
             return Ok(Vec::new());
         }
         Ok(sqlx::query_as(APPLIED_SQL).fetch_all(&self.pool).await?)
-    }
-
-    pub async fn ping(&self) -> Result<(), StorageError> {
-        sqlx::query("select 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    #[tracing::instrument(name = "db.create", skip_all)]
-    pub async fn create(&self, student: &NewStudent) -> Result<StudentRecord, StorageError> {
-        Ok(sqlx::query_as(INSERT)
-            .bind(student.name.as_str())
-            .bind(student.email.as_str())
-            .bind(student.domain.as_str())
-            .bind(student.gpa.value())
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    #[tracing::instrument(name = "db.get", skip(self))]
-    pub async fn get(&self, id: i64) -> Result<Option<StudentRecord>, StorageError> {
-        Ok(sqlx::query_as(SELECT_ONE).bind(id).fetch_optional(&self.pool).await?)
-    }
-
-    #[tracing::instrument(name = "db.list", skip_all, fields(limit = query.limit, offset = query.offset))]
-    pub async fn list(&self, query: &ListQuery) -> Result<Page, StorageError> {
-        let search = query.search.as_deref();
-        let total: i64 = sqlx::query_scalar(COUNT).bind(search).fetch_one(&self.pool).await?;
-        let records = sqlx::query_as(SELECT_PAGE)
-            .bind(search)
-            .bind(query.limit)
-            .bind(query.offset)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(Page { records, total })
-    }
-
-    #[tracing::instrument(name = "db.update", skip(self, changes))]
-    pub async fn update(&self, id: i64, changes: &StudentChanges) -> Result<Option<StudentRecord>, StorageError> {
-        Ok(sqlx::query_as(UPDATE)
-            .bind(id)
-            .bind(changes.name.as_ref().map(|v| v.as_str()))
-            .bind(changes.email.as_ref().map(|v| v.as_str()))
-            .bind(changes.domain.as_ref().map(|v| v.as_str()))
-            .bind(changes.gpa.map(|v| v.value()))
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    #[tracing::instrument(name = "db.delete", skip(self))]
-    pub async fn delete(&self, id: i64) -> Result<bool, StorageError> {
-        let result = sqlx::query(DELETE).bind(id).execute(&self.pool).await?;
-        Ok(result.rows_affected() > 0)
-    }
-
-    pub fn pool_stats(&self) -> PoolStats {
-        PoolStats::of(&self.pool)
-    }
-
-    pub async fn close(&self) {
-        self.pool.close().await;
     }
 }

@@ -66,9 +66,12 @@ pub fn parse_new_student(body: Map<String, Value>) -> Result<NewStudent, FieldEr
     let domain = require(changes.domain, "domain", &mut errors);
     let gpa = require(changes.gpa, "gpa", &mut errors);
     match (name, email, domain, gpa) {
-        (Some(name), Some(email), Some(domain), Some(gpa)) if errors.is_empty() => {
-            Ok(NewStudent { name, email, domain, gpa })
-        }
+        (Some(name), Some(email), Some(domain), Some(gpa)) if errors.is_empty() => Ok(NewStudent {
+            name,
+            email,
+            domain,
+            gpa,
+        }),
         _ => Err(errors),
     }
 }
@@ -88,7 +91,10 @@ pub fn parse_changes(body: Map<String, Value>) -> Result<StudentChanges, FieldEr
     if empty {
         errors.insert(
             "body".to_owned(),
-            vec![format!("must contain at least one of: {}", WRITABLE_FIELDS.join(", "))],
+            vec![format!(
+                "must contain at least one of: {}",
+                WRITABLE_FIELDS.join(", ")
+            )],
         );
     }
     if errors.is_empty() {
@@ -106,7 +112,10 @@ fn parse_fields(mut body: Map<String, Value>) -> (StudentChanges, FieldErrors) {
         email: take_text(&mut body, "email", Email::parse, &mut errors),
         domain: take_text(&mut body, "domain", FieldOfStudy::parse, &mut errors),
         gpa: take(&mut body, "gpa", &mut errors, |value| match value {
-            Value::Number(n) => n.as_f64().ok_or_else(|| "must be a number".to_owned()).and_then(Gpa::new),
+            Value::Number(n) => n
+                .as_f64()
+                .ok_or_else(|| "must be a number".to_owned())
+                .and_then(Gpa::new),
             _ => Err("must be a number".to_owned()),
         }),
     };
@@ -141,16 +150,23 @@ fn take<T>(
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)] // exact values go in and must come out
 mod tests {
     use super::*;
     use serde_json::json;
 
     fn object(value: Value) -> Map<String, Value> {
-        value.as_object().cloned().unwrap()
+        match value {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
     }
 
     fn messages(errors: &FieldErrors) -> Vec<(&str, &str)> {
-        errors.iter().flat_map(|(k, v)| v.iter().map(move |m| (k.as_str(), m.as_str()))).collect()
+        errors
+            .iter()
+            .flat_map(|(k, v)| v.iter().map(move |m| (k.as_str(), m.as_str())))
+            .collect()
     }
 
     #[test]
@@ -184,7 +200,10 @@ mod tests {
     #[test]
     fn null_is_not_a_value_for_any_field() {
         let errors = parse_changes(object(json!({"name": null, "gpa": null}))).unwrap_err();
-        assert_eq!(messages(&errors), vec![("gpa", "must be a number"), ("name", "must be a string")]);
+        assert_eq!(
+            messages(&errors),
+            vec![("gpa", "must be a number"), ("name", "must be a string")]
+        );
     }
 
     #[test]
@@ -192,7 +211,10 @@ mod tests {
         let errors = parse_changes(Map::new()).unwrap_err();
         assert_eq!(
             messages(&errors),
-            vec![("body", "must contain at least one of: name, email, domain, gpa")]
+            vec![(
+                "body",
+                "must contain at least one of: name, email, domain, gpa"
+            )]
         );
     }
 
@@ -205,7 +227,10 @@ mod tests {
 
     #[test]
     fn read_only_fields_are_rejected() {
-        let errors = parse_changes(object(json!({"id": 3, "created_at": "2026-01-01T00:00:00Z"}))).unwrap_err();
+        let errors = parse_changes(object(
+            json!({"id": 3, "created_at": "2026-01-01T00:00:00Z"}),
+        ))
+        .unwrap_err();
         assert_eq!(errors.keys().collect::<Vec<_>>(), vec!["created_at", "id"]);
     }
 

@@ -29,7 +29,10 @@ pub fn router() -> Router<AppState> {
         .route(COLLECTION_PATH, get(list_students).post(create_student))
         .route(
             ITEM_PATH,
-            get(get_student).put(replace_student).patch(update_student).delete(delete_student),
+            get(get_student)
+                .put(replace_student)
+                .patch(update_student)
+                .delete(delete_student),
         )
 }
 
@@ -51,11 +54,18 @@ pub fn router() -> Router<AppState> {
         (status = 503, response = inline(Unavailable)),
     )
 )]
-pub async fn create_student(State(state): State<AppState>, JsonObject(body): JsonObject) -> Result<impl IntoResponse, ApiError> {
+pub async fn create_student(
+    State(state): State<AppState>,
+    JsonObject(body): JsonObject,
+) -> Result<impl IntoResponse, ApiError> {
     let student = input::parse_new_student(body).map_err(ApiError::Validation)?;
     let created = StudentView::from(state.store.create(&student).await?);
     let location = format!("{COLLECTION_PATH}/{}", created.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(created)))
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(created),
+    ))
 }
 
 /// List students by id, a page at a time, optionally filtered.
@@ -76,7 +86,10 @@ pub async fn create_student(State(state): State<AppState>, JsonObject(body): Jso
         (status = 503, response = inline(Unavailable)),
     )
 )]
-pub async fn list_students(State(state): State<AppState>, ListParams(query): ListParams) -> Result<Json<StudentPage>, ApiError> {
+pub async fn list_students(
+    State(state): State<AppState>,
+    ListParams(query): ListParams,
+) -> Result<Json<StudentPage>, ApiError> {
     let page = state.store.list(&query).await?;
     Ok(Json(StudentPage::new(page, query.limit, query.offset)))
 }
@@ -95,8 +108,15 @@ pub async fn list_students(State(state): State<AppState>, ListParams(query): Lis
         (status = 503, response = inline(Unavailable)),
     )
 )]
-pub async fn get_student(State(state): State<AppState>, StudentId(id): StudentId) -> Result<Json<StudentView>, ApiError> {
-    let record = state.store.get(id).await?.ok_or(ApiError::StudentNotFound(id))?;
+pub async fn get_student(
+    State(state): State<AppState>,
+    StudentId(id): StudentId,
+) -> Result<Json<StudentView>, ApiError> {
+    let record = state
+        .store
+        .get(id)
+        .await?
+        .ok_or(ApiError::StudentNotFound(id))?;
     Ok(Json(record.into()))
 }
 
@@ -156,8 +176,16 @@ pub async fn update_student(
     apply(&state, id, &changes).await
 }
 
-async fn apply(state: &AppState, id: i64, changes: &StudentChanges) -> Result<Json<StudentView>, ApiError> {
-    let record = state.store.update(id, changes).await?.ok_or(ApiError::StudentNotFound(id))?;
+async fn apply(
+    state: &AppState,
+    id: i64,
+    changes: &StudentChanges,
+) -> Result<Json<StudentView>, ApiError> {
+    let record = state
+        .store
+        .update(id, changes)
+        .await?
+        .ok_or(ApiError::StudentNotFound(id))?;
     Ok(Json(record.into()))
 }
 
@@ -175,7 +203,10 @@ async fn apply(state: &AppState, id: i64, changes: &StudentChanges) -> Result<Js
         (status = 503, response = inline(Unavailable)),
     )
 )]
-pub async fn delete_student(State(state): State<AppState>, StudentId(id): StudentId) -> Result<StatusCode, ApiError> {
+pub async fn delete_student(
+    State(state): State<AppState>,
+    StudentId(id): StudentId,
+) -> Result<StatusCode, ApiError> {
     if state.store.delete(id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -202,9 +233,18 @@ macro_rules! problem_response {
     };
 }
 
-problem_response!(BadRequest, "Malformed request: invalid JSON, id or query parameter");
+problem_response!(
+    BadRequest,
+    "Malformed request: invalid JSON, id or query parameter"
+);
 problem_response!(NotFound, "No student with this id");
 problem_response!(TooLarge, "Request body over 64 KiB");
-problem_response!(UnsupportedMedia, "Request body not sent as application/json");
+problem_response!(
+    UnsupportedMedia,
+    "Request body not sent as application/json"
+);
 problem_response!(Invalid, "Invalid fields, named in `errors`");
-problem_response!(Unavailable, "Database unavailable; retry after `Retry-After` seconds");
+problem_response!(
+    Unavailable,
+    "Database unavailable; retry after `Retry-After` seconds"
+);
