@@ -69,6 +69,11 @@ impl Application {
         self.local_addr
     }
 
+    /// The readiness state, shared with the `/ready` handler.
+    pub fn health(&self) -> Arc<Health> {
+        self.state.health.clone()
+    }
+
     /// The address `/metrics` is served on, when separate.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
@@ -136,7 +141,14 @@ impl Application {
         if let Some(handle) = metrics_server {
             handle.abort();
         }
-        state.store.close().await;
+        // A connection still being opened to a hung database would hold
+        // close() until its connect gives up; do not wait longer than the bound.
+        if tokio::time::timeout(config.server.shutdown_timeout, state.store.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the database pool did not close in time");
+        }
         tracing::info!("shutdown complete");
         Ok(())
     }

@@ -124,7 +124,8 @@ impl Cli {
     /// Resolves the database settings (reading `*_FILE` secrets) and checks
     /// the combinations clap cannot check alone.
     pub fn serve_config(&self) -> Result<ServeConfig, ConfigError> {
-        if self.server.metrics_addr == Some(self.server.listen_addr) {
+        let listen = self.server.listen_addr;
+        if listen.port() != 0 && self.server.metrics_addr == Some(listen) {
             return Err(ConfigError::Invalid {
                 var: "METRICS_ADDR",
                 reason: "must differ from LISTEN_ADDR".to_owned(),

@@ -147,10 +147,10 @@ impl IntoResponse for ApiError {
         let (status, slug) = self.status_and_slug();
         match &self {
             Self::Internal(err) => {
-                tracing::error!(error = %cause_chain(err.as_ref()), "request failed")
+                tracing::error!(error = %cause_chain(err.as_ref()), "request failed");
             }
             Self::Unavailable(err) => {
-                tracing::warn!(error = %cause_chain(err), "database unavailable")
+                tracing::warn!(error = %cause_chain(err), "database unavailable");
             }
             _ => {}
         }

@@ -3,7 +3,8 @@
 
 use axum::http::header;
 use axum::response::IntoResponse;
-use utoipa::OpenApi;
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{Modify, OpenApi};
 
 use super::error::Problem;
 use super::health::{HealthStatus, ReadyStatus};
@@ -29,12 +30,30 @@ use super::students::{StudentInput, StudentPage, StudentPatchInput, StudentView}
         openapi_json,
     ),
     components(schemas(StudentInput, StudentPatchInput, StudentView, StudentPage, Problem, HealthStatus, ReadyStatus)),
+    modifiers(&PatchNeedsAField),
     tags(
         (name = "students", description = "Student records"),
         (name = "operations", description = "Probes, metrics and this document"),
     )
 )]
 pub struct ApiDoc;
+
+/// Requires at least one field in a `PATCH` body. The derive cannot say
+/// this: its `min_properties` attribute is emitted as `maxProperties`.
+struct PatchNeedsAField;
+
+impl Modify for PatchNeedsAField {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let schema = openapi
+            .components
+            .as_mut()
+            .and_then(|c| c.schemas.get_mut("StudentPatchInput"));
+        if let Some(RefOr::T(Schema::Object(object))) = schema {
+            object.min_properties = Some(1);
+            object.max_properties = None;
+        }
+    }
+}
 
 /// Renders the document once; it does not change while the process runs.
 pub fn document() -> Result<String, serde_json::Error> {

@@ -43,18 +43,18 @@ pub struct StudentInput {
 }
 
 /// Body of `PATCH`: any non-empty subset of the writable fields.
+/// (`minProperties: 1` is added by [`crate::http::openapi`].)
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(min_properties = 1)]
 #[allow(dead_code)]
 pub struct StudentPatchInput {
     #[schema(schema_with = text_schema)]
     name: Option<String>,
-    #[schema(format = Email, max_length = 254)]
+    #[schema(format = Email, max_length = 254, nullable = false)]
     email: Option<String>,
     #[schema(schema_with = text_schema)]
     domain: Option<String>,
-    #[schema(minimum = 0.0, maximum = 10.0)]
+    #[schema(minimum = 0.0, maximum = 10.0, nullable = false)]
     gpa: Option<f64>,
 }
 

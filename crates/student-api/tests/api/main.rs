@@ -1,0 +1,15 @@
+//! HTTP-level tests of the real router, on both storage backends.
+
+mod helpers;
+
+mod cli;
+mod errors;
+mod health;
+mod metrics;
+mod openapi;
+mod shutdown;
+mod students_create;
+mod students_delete;
+mod students_list;
+mod students_read;
+mod students_update;
