@@ -30,6 +30,11 @@ async fn creating_a_student_returns_201_with_the_student_and_its_location(app: T
     );
     let parsed = OffsetDateTime::parse(created_at, &Rfc3339).unwrap();
     assert!(created_at.ends_with('Z'), "UTC: {created_at}");
+    assert_eq!(
+        created_at.len(),
+        "2026-11-24T10:00:00.123456Z".len(),
+        "fixed width: {created_at}"
+    );
     assert!((OffsetDateTime::now_utc() - parsed).abs() < time::Duration::minutes(1));
     let fetched: serde_json::Value = app.get(&location).await.json().await.unwrap();
     assert_eq!(fetched, created);

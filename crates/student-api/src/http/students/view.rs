@@ -1,7 +1,9 @@
 //! Response bodies of the student endpoints, separate from storage rows.
 
-use serde::Serialize;
-use time::OffsetDateTime;
+use serde::{Serialize, Serializer};
+use time::format_description::FormatItem;
+use time::macros::format_description;
+use time::{OffsetDateTime, UtcOffset};
 use utoipa::ToSchema;
 
 use crate::storage::{Page, StudentRecord};
@@ -21,12 +23,27 @@ pub struct StudentView {
     pub domain: String,
     #[schema(minimum = 0.0, maximum = 10.0, example = 8.7)]
     pub gpa: f64,
-    /// When the student was created (RFC 3339, UTC).
-    #[serde(with = "time::serde::rfc3339")]
+    /// When the student was created (RFC 3339, UTC, microseconds).
+    #[serde(serialize_with = "rfc3339_micros")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-24T10:00:00.123456Z")]
     pub created_at: OffsetDateTime,
-    /// When the student last changed (RFC 3339, UTC).
-    #[serde(with = "time::serde::rfc3339")]
+    /// When the student last changed (RFC 3339, UTC, microseconds).
+    #[serde(serialize_with = "rfc3339_micros")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-24T10:00:00.123456Z")]
     pub updated_at: OffsetDateTime,
+}
+
+/// RFC 3339 in UTC with a fixed six-digit fraction, so that timestamps have
+/// one width and sort as text the way they sort as times.
+const RFC3339_MICROS: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+
+fn rfc3339_micros<S: Serializer>(at: &OffsetDateTime, serializer: S) -> Result<S::Ok, S::Error> {
+    let text = at
+        .to_offset(UtcOffset::UTC)
+        .format(RFC3339_MICROS)
+        .map_err(serde::ser::Error::custom)?;
+    serializer.serialize_str(&text)
 }
 
 impl From<StudentRecord> for StudentView {
@@ -37,8 +54,8 @@ impl From<StudentRecord> for StudentView {
             email: r.email,
             domain: r.domain,
             gpa: r.gpa,
-            created_at: r.created_at.to_offset(time::UtcOffset::UTC),
-            updated_at: r.updated_at.to_offset(time::UtcOffset::UTC),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
         }
     }
 }
@@ -64,5 +81,27 @@ impl StudentPage {
             limit,
             offset,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn timestamps_are_utc_with_six_fraction_digits() {
+        let at = datetime!(2026-11-24 09:30:39.09 +02:00);
+        let text = serde_json::to_value(StudentView {
+            id: 1,
+            name: String::new(),
+            email: String::new(),
+            domain: String::new(),
+            gpa: 0.0,
+            created_at: at,
+            updated_at: at,
+        })
+        .unwrap();
+        assert_eq!(text["created_at"], "2026-11-24T07:30:39.090000Z");
     }
 }
