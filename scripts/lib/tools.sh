@@ -1,0 +1,92 @@
+# shellcheck shell=bash
+# Installers for the tools the test suite runs. Python tools go to .venv/ and
+# Node tools to node_modules/, both inside the repository; only Debian
+# packages (through apt) are installed system-wide. Each installer is
+# idempotent and silent when its tools are already in place.
+
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+# Exact pins: a new release must not change what the suite checks.
+TOOLS_PYTHON_PACKAGES=(
+    "schemathesis==4.32.5"
+)
+VENV_DIR="$REPO_ROOT/.venv"
+export VENV_DIR
+
+# _tools_run_logged LOGFILE CMD...: runs CMD quietly; on failure shows the log.
+_tools_run_logged() {
+    local logfile="$1"
+    shift
+    if ! "$@" >"$logfile" 2>&1; then
+        tail -n 40 "$logfile" >&2 || true
+        return 1
+    fi
+}
+
+_tools_make_venv() {
+    rm -rf "$VENV_DIR"
+    if python3 -m venv "$VENV_DIR" >/dev/null 2>&1; then
+        return 0
+    fi
+    rm -rf "$VENV_DIR"
+    # Debian ships the venv module apart from python3.
+    is_root || die "python3 cannot create a virtualenv; install python3-venv"
+    apt_install python3-venv
+    python3 -m venv "$VENV_DIR" || die "python3 -m venv failed"
+}
+
+tools_python() {
+    local stamp="$VENV_DIR/.student-api-tools" want logfile
+    want="${TOOLS_PYTHON_PACKAGES[*]}"
+    command -v python3 >/dev/null || die "python3 not found"
+
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] \
+        && "$VENV_DIR/bin/python" -c '' >/dev/null 2>&1; then
+        return 0
+    fi
+    log "installing Python tools into .venv: $want"
+    if ! "$VENV_DIR/bin/python" -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)' >/dev/null 2>&1; then
+        _tools_make_venv
+    fi
+    logfile="$VENV_DIR/pip-install.log"
+    _tools_run_logged "$logfile" "$VENV_DIR/bin/python" -m pip install \
+        --disable-pip-version-check --no-input "${TOOLS_PYTHON_PACKAGES[@]}" \
+        || die "pip install failed (log: $logfile)"
+    printf '%s\n' "$want" >"$stamp"
+}
+
+tools_node() {
+    local stamp="$REPO_ROOT/node_modules/.student-api-tools" want logfile rc=0
+    command -v npm >/dev/null || die "npm not found; this project needs Node.js and npm"
+    [[ -f "$REPO_ROOT/package.json" ]] || die "package.json not found in $REPO_ROOT"
+
+    want="$(cd "$REPO_ROOT" && cat package.json package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)"
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x "$REPO_ROOT/node_modules/.bin/newman" ]]; then
+        return 0
+    fi
+    logfile="$(mktemp)"
+    if [[ -f "$REPO_ROOT/package-lock.json" ]]; then
+        log "installing Node tools: npm ci"
+        (cd "$REPO_ROOT" && _tools_run_logged "$logfile" npm ci --no-audit --no-fund) || rc=$?
+    else
+        log "installing Node tools: npm install (no package-lock.json)"
+        (cd "$REPO_ROOT" && _tools_run_logged "$logfile" npm install --no-audit --no-fund) || rc=$?
+    fi
+    rm -f "$logfile"
+    ((rc == 0)) || die "npm failed to install the Node tools"
+    # npm install may have rewritten the lockfile: hash what is there now.
+    (cd "$REPO_ROOT" && cat package.json package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1) >"$stamp"
+}
+
+tools_shellcheck() {
+    command -v shellcheck >/dev/null && return 0
+    is_root || die "shellcheck not found; install it (Debian: apt-get install shellcheck)"
+    apt_install shellcheck
+}
+
+tools_all() {
+    tools_python
+    tools_node
+    tools_shellcheck
+}
