@@ -41,6 +41,34 @@ impl From<sqlx::Error> for StorageError {
     }
 }
 
+impl From<deadpool::managed::PoolError<sqlx::Error>> for StorageError {
+    fn from(err: deadpool::managed::PoolError<sqlx::Error>) -> Self {
+        use deadpool::managed::PoolError;
+        match err {
+            PoolError::Backend(err) => err.into(),
+            // Waiting for a free connection or for a new one to open took too long.
+            PoolError::Timeout(_) => Self::Unavailable(sqlx::Error::PoolTimedOut),
+            PoolError::Closed => Self::Unavailable(sqlx::Error::PoolClosed),
+            other => Self::Query(sqlx::Error::Configuration(other.to_string().into())),
+        }
+    }
+}
+
+/// True when `err` leaves the connection unusable, so it must not go back
+/// to the pool: the socket failed or the server ended the session.
+pub(super) fn breaks_connection(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    }
+}
+
 fn is_unavailable(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::PoolTimedOut
@@ -71,6 +99,32 @@ mod tests {
         assert!(matches!(
             StorageError::from(sqlx::Error::PoolTimedOut),
             StorageError::Unavailable(_)
+        ));
+    }
+
+    #[test]
+    fn socket_failures_break_the_connection_but_pool_timeouts_do_not() {
+        let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(breaks_connection(&io));
+        assert!(breaks_connection(&sqlx::Error::Protocol(
+            "unexpected message".into()
+        )));
+        assert!(!breaks_connection(&sqlx::Error::PoolTimedOut));
+        assert!(!breaks_connection(&sqlx::Error::RowNotFound));
+    }
+
+    #[test]
+    fn pool_timeouts_are_unavailable() {
+        use deadpool::managed::{PoolError, TimeoutType};
+        let err = StorageError::from(PoolError::<sqlx::Error>::Timeout(TimeoutType::Create));
+        assert!(matches!(
+            err,
+            StorageError::Unavailable(sqlx::Error::PoolTimedOut)
+        ));
+        let err = StorageError::from(PoolError::<sqlx::Error>::Closed);
+        assert!(matches!(
+            err,
+            StorageError::Unavailable(sqlx::Error::PoolClosed)
         ));
     }
 

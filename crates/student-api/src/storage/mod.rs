@@ -8,12 +8,20 @@
 
 /// The query methods both backends share. Each backend module defines, in
 /// its own SQL dialect, the constants `INSERT`, `SELECT_ONE`, `COUNT`,
-/// `SELECT_PAGE`, `UPDATE`, `DELETE` and `MIGRATOR`, and a `pool` field.
+/// `SELECT_PAGE`, `UPDATE`, `DELETE` and `MIGRATOR`, and a `checkout()`
+/// method whose guard derefs to a connection and whose `finish` classifies
+/// the result (and, for PostgreSQL, discards a connection it broke).
+///
+/// Rows are read with `fetch_all` even where at most one is expected:
+/// `fetch_one`/`fetch_optional` stop reading before PostgreSQL's
+/// ReadyForQuery, and the connection then needs another round trip.
 macro_rules! student_queries {
     () => {
         pub async fn migrate(&self) -> Result<usize, StorageError> {
             let before = self.applied().await?.len();
-            MIGRATOR.run(&self.pool).await?;
+            let mut conn = self.checkout().await?;
+            let result = MIGRATOR.run(&mut *conn).await.map_err(StorageError::from);
+            conn.finish(Ok(())).and(result)?;
             Ok(self.applied().await?.len().saturating_sub(before))
         }
 
@@ -22,63 +30,68 @@ macro_rules! student_queries {
         }
 
         pub async fn ping(&self) -> Result<(), StorageError> {
-            sqlx::query("select 1").execute(&self.pool).await?;
-            Ok(())
+            let mut conn = self.checkout().await?;
+            let result = sqlx::query("select 1").execute(&mut *conn).await;
+            conn.finish(result).map(drop)
         }
 
         #[tracing::instrument(name = "db.create", skip_all)]
         pub async fn create(&self, student: &NewStudent) -> Result<StudentRecord, StorageError> {
-            Ok(sqlx::query_as(INSERT)
+            let mut conn = self.checkout().await?;
+            let result = sqlx::query_as(INSERT)
                 .bind(student.name.as_str())
                 .bind(student.email.as_str())
                 .bind(student.domain.as_str())
                 .bind(student.gpa.value())
-                .fetch_one(&self.pool)
-                .await?)
+                .fetch_all(&mut *conn)
+                .await;
+            conn.finish(result)?.pop().ok_or(StorageError::Query(sqlx::Error::RowNotFound))
         }
 
         #[tracing::instrument(name = "db.get", skip(self))]
         pub async fn get(&self, id: i64) -> Result<Option<StudentRecord>, StorageError> {
-            Ok(sqlx::query_as(SELECT_ONE).bind(id).fetch_optional(&self.pool).await?)
+            let mut conn = self.checkout().await?;
+            let result = sqlx::query_as(SELECT_ONE).bind(id).fetch_all(&mut *conn).await;
+            Ok(conn.finish(result)?.pop())
         }
 
         #[tracing::instrument(name = "db.list", skip_all, fields(limit = query.limit, offset = query.offset))]
         pub async fn list(&self, query: &ListQuery) -> Result<Page, StorageError> {
             let search = query.search.as_deref();
-            let total: i64 = sqlx::query_scalar(COUNT).bind(search).fetch_one(&self.pool).await?;
-            let records = sqlx::query_as(SELECT_PAGE)
-                .bind(search)
-                .bind(query.limit)
-                .bind(query.offset)
-                .fetch_all(&self.pool)
-                .await?;
-            Ok(Page { records, total })
+            let mut conn = self.checkout().await?;
+            let result = async {
+                let total: Vec<i64> = sqlx::query_scalar(COUNT).bind(search).fetch_all(&mut *conn).await?;
+                let records = sqlx::query_as(SELECT_PAGE)
+                    .bind(search)
+                    .bind(query.limit)
+                    .bind(query.offset)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                Ok(Page { records, total: total.first().copied().unwrap_or_default() })
+            }
+            .await;
+            conn.finish(result)
         }
 
         #[tracing::instrument(name = "db.update", skip(self, changes))]
         pub async fn update(&self, id: i64, changes: &StudentChanges) -> Result<Option<StudentRecord>, StorageError> {
-            Ok(sqlx::query_as(UPDATE)
+            let mut conn = self.checkout().await?;
+            let result = sqlx::query_as(UPDATE)
                 .bind(id)
                 .bind(changes.name.as_ref().map(StudentName::as_str))
                 .bind(changes.email.as_ref().map(Email::as_str))
                 .bind(changes.domain.as_ref().map(FieldOfStudy::as_str))
                 .bind(changes.gpa.map(Gpa::value))
-                .fetch_optional(&self.pool)
-                .await?)
+                .fetch_all(&mut *conn)
+                .await;
+            Ok(conn.finish(result)?.pop())
         }
 
         #[tracing::instrument(name = "db.delete", skip(self))]
         pub async fn delete(&self, id: i64) -> Result<bool, StorageError> {
-            let result = sqlx::query(DELETE).bind(id).execute(&self.pool).await?;
-            Ok(result.rows_affected() > 0)
-        }
-
-        pub fn pool_stats(&self) -> PoolStats {
-            PoolStats::of(&self.pool)
-        }
-
-        pub async fn close(&self) {
-            self.pool.close().await;
+            let mut conn = self.checkout().await?;
+            let result = sqlx::query(DELETE).bind(id).execute(&mut *conn).await;
+            Ok(conn.finish(result)?.rows_affected() > 0)
         }
     };
 }
@@ -134,7 +147,7 @@ impl Store {
     ) -> Result<Self, StorageError> {
         match target {
             DatabaseTarget::Postgres(options) => Ok(Self::Postgres(
-                postgres::PgStore::connect_lazy(options.clone(), settings),
+                postgres::PgStore::connect_lazy(options.clone(), settings)?,
             )),
             DatabaseTarget::Sqlite(options) => Ok(Self::Sqlite(
                 sqlite::SqliteStore::connect(options.clone(), settings).await?,
@@ -196,8 +209,12 @@ impl Store {
         dispatch!(self, s => s.pool_stats())
     }
 
-    /// Waits for checked-out connections to come back, then closes them all.
+    /// Closes the pool: idle connections now, busy ones as their work ends
+    /// (SQLite waits for them).
     pub async fn close(&self) {
-        dispatch!(self, s => s.close().await);
+        match self {
+            Self::Postgres(store) => store.close(),
+            Self::Sqlite(store) => store.close().await,
+        }
     }
 }

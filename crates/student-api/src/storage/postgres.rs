@@ -1,7 +1,20 @@
 //! PostgreSQL backend: the production store.
+//!
+//! Connections are pooled with deadpool, not sqlx's own pool: sqlx pings
+//! every connection as it returns to its pool, one extra round trip per
+//! query, which cost a third of the throughput of a read by id. Instead, a
+//! connection goes back to the pool only when its query finished: one whose
+//! query future was dropped half-way (client gone, request timeout) or whose
+//! socket failed is discarded, since its protocol state is unknown.
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::ops::{Deref, DerefMut};
+use std::time::Duration;
 
+use deadpool::managed::{self, Metrics, Object, RecycleError, RecycleResult};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::Connection;
+
+use super::error::breaks_connection;
 use super::migrations::APPLIED_SQL;
 use super::{ListQuery, Page, PoolSettings, PoolStats, StorageError, StudentRecord};
 use crate::domain::{Email, FieldOfStudy, Gpa, NewStudent, StudentChanges, StudentName};
@@ -44,38 +57,135 @@ const DELETE: &str = "delete from students where id = $1";
 /// SQLSTATE for a missing table: the migrations table before the first migration.
 const UNDEFINED_TABLE: &str = "42P01";
 
+/// Connections are replaced after this long, so that server-side memory is
+/// returned and changes such as a failover reach every connection.
+const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
+/// Opens connections for the pool and decides whether one may be reused.
+#[derive(Debug)]
+struct Connector {
+    options: PgConnectOptions,
+}
+
+impl managed::Manager for Connector {
+    type Type = PgConnection;
+    type Error = sqlx::Error;
+
+    async fn create(&self) -> Result<PgConnection, sqlx::Error> {
+        PgConnection::connect_with(&self.options).await
+    }
+
+    async fn recycle(
+        &self,
+        _conn: &mut PgConnection,
+        metrics: &Metrics,
+    ) -> RecycleResult<sqlx::Error> {
+        // No round trip here: broken connections were already discarded by
+        // `Checkout`, and a dead idle one fails its next query with a 503.
+        if metrics.age() > MAX_LIFETIME {
+            return Err(RecycleError::message(
+                "connection reached its maximum lifetime",
+            ));
+        }
+        Ok(())
+    }
+}
+
+type Pool = managed::Pool<Connector>;
+
+/// A connection taken from the pool for one unit of work.
+struct Checkout(Option<Object<Connector>>);
+
+impl Checkout {
+    /// Returns the connection to the pool unless `result` shows it broke.
+    fn finish<T>(mut self, result: Result<T, sqlx::Error>) -> Result<T, StorageError> {
+        if let (Err(err), Some(conn)) = (&result, self.0.take()) {
+            if breaks_connection(err) {
+                drop(Object::take(conn));
+            }
+        }
+        result.map_err(StorageError::from)
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        // Still here: the work was abandoned mid-way; do not reuse the connection.
+        if let Some(conn) = self.0.take() {
+            drop(Object::take(conn));
+        }
+    }
+}
+
+impl Deref for Checkout {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        self.0
+            .as_ref()
+            .expect("a checkout holds its connection until finished")
+    }
+}
+
+impl DerefMut for Checkout {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        self.0
+            .as_mut()
+            .expect("a checkout holds its connection until finished")
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct PgStore {
-    pool: PgPool,
+    pool: Pool,
 }
 
 impl PgStore {
-    pub fn connect_lazy(options: PgConnectOptions, settings: &PoolSettings) -> Self {
+    /// Builds the pool; connections open on first use.
+    pub fn connect_lazy(
+        options: PgConnectOptions,
+        settings: &PoolSettings,
+    ) -> Result<Self, StorageError> {
         let options = options
             .application_name("student-api")
             .options([("statement_timeout", settings.statement_timeout.as_millis())]);
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .min_connections(0)
-            .acquire_timeout(settings.acquire_timeout)
-            // A ping before every checkout would double the round trips of
-            // every request; a connection broken by a server restart fails
-            // one request (503) and is then discarded by the pool.
-            .test_before_acquire(false)
-            .idle_timeout(Some(std::time::Duration::from_secs(600)))
-            .max_lifetime(Some(std::time::Duration::from_secs(1800)))
-            .connect_lazy_with(options);
-        Self { pool }
+        let pool = Pool::builder(Connector { options })
+            .max_size(settings.max_connections as usize)
+            .wait_timeout(Some(settings.acquire_timeout))
+            .create_timeout(Some(settings.acquire_timeout))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|e| StorageError::Query(sqlx::Error::Configuration(e.to_string().into())))?;
+        Ok(Self { pool })
+    }
+
+    async fn checkout(&self) -> Result<Checkout, StorageError> {
+        Ok(Checkout(Some(self.pool.get().await?)))
     }
 
     student_queries!();
 
     async fn applied(&self) -> Result<Vec<(i64, Vec<u8>)>, StorageError> {
-        match sqlx::query_as(APPLIED_SQL).fetch_all(&self.pool).await {
+        let mut conn = self.checkout().await?;
+        match sqlx::query_as(APPLIED_SQL).fetch_all(&mut *conn).await {
             Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(UNDEFINED_TABLE) => {
-                Ok(Vec::new())
+                conn.finish(Ok(Vec::new()))
             }
-            other => Ok(other?),
+            other => conn.finish(other),
         }
+    }
+
+    pub fn pool_stats(&self) -> PoolStats {
+        let status = self.pool.status();
+        let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        PoolStats {
+            size: to_u32(status.size),
+            idle: to_u32(status.available),
+            max: to_u32(status.max_size),
+        }
+    }
+
+    /// Closes idle connections now; busy ones close when their work ends.
+    pub fn close(&self) {
+        self.pool.close();
     }
 }

@@ -1,10 +1,14 @@
 //! SQLite backend: the embedded default, one file, WAL journal.
 
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
+use sqlx::Sqlite;
 
 use super::migrations::APPLIED_SQL;
 use super::{ListQuery, Page, PoolSettings, PoolStats, StorageError, StudentRecord};
@@ -57,6 +61,29 @@ const DELETE: &str = "delete from students where id = ?1";
 /// How long a writer waits for another writer's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A connection from sqlx's pool; it returns itself when dropped.
+struct Checkout(PoolConnection<Sqlite>);
+
+impl Checkout {
+    #[allow(clippy::unused_self)] // the same call shape as the PostgreSQL checkout
+    fn finish<T>(self, result: Result<T, sqlx::Error>) -> Result<T, StorageError> {
+        result.map_err(StorageError::from)
+    }
+}
+
+impl Deref for Checkout {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.0
+    }
+}
+
+impl DerefMut for Checkout {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.0
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -91,16 +118,30 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
+    async fn checkout(&self) -> Result<Checkout, StorageError> {
+        Ok(Checkout(self.pool.acquire().await?))
+    }
+
     student_queries!();
 
+    pub fn pool_stats(&self) -> PoolStats {
+        PoolStats::of(&self.pool)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn applied(&self) -> Result<Vec<(i64, Vec<u8>)>, StorageError> {
+        let mut conn = self.checkout().await?;
         let exists: bool =
             sqlx::query_scalar("select exists (select 1 from sqlite_master where type = 'table' and name = '_sqlx_migrations')")
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *conn)
                 .await?;
         if !exists {
             return Ok(Vec::new());
         }
-        Ok(sqlx::query_as(APPLIED_SQL).fetch_all(&self.pool).await?)
+        let applied = sqlx::query_as(APPLIED_SQL).fetch_all(&mut *conn).await;
+        conn.finish(applied)
     }
 }

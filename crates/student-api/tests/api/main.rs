@@ -7,6 +7,7 @@ mod errors;
 mod health;
 mod metrics;
 mod openapi;
+mod pool;
 mod shutdown;
 mod students_create;
 mod students_delete;
