@@ -155,13 +155,6 @@ impl Store {
         }
     }
 
-    pub fn backend_name(&self) -> &'static str {
-        match self {
-            Self::Postgres(_) => "postgres",
-            Self::Sqlite(_) => "sqlite",
-        }
-    }
-
     /// Applies every embedded migration not yet applied; returns how many ran.
     pub async fn migrate(&self) -> Result<usize, StorageError> {
         dispatch!(self, s => s.migrate().await)
