@@ -187,8 +187,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn internal_errors_do_not_reveal_their_cause_to_the_client() {
+    #[tokio::test]
+    async fn internal_errors_do_not_reveal_their_cause_to_the_client() {
         let err = ApiError::Internal(anyhow::anyhow!("relation \"students\" does not exist"));
         let response = err.into_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -196,5 +196,21 @@ mod tests {
             response.headers()[header::CONTENT_TYPE],
             PROBLEM_CONTENT_TYPE
         );
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+            serde_json::json!({"type": "urn:student-api:problem:internal", "title": "Internal Server Error",
+                               "status": 500, "detail": "internal error"})
+        );
+    }
+
+    #[tokio::test]
+    async fn unavailable_responses_carry_retry_after() {
+        let response = ApiError::Unavailable(StorageError::Unavailable(sqlx::Error::PoolTimedOut))
+            .into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
     }
 }

@@ -56,7 +56,25 @@ async fn a_request_id_is_echoed_when_given_and_replaced_when_unusable(app: TestA
     assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
 }
 
+async fn responses_are_compressed_when_the_client_accepts_gzip(app: TestApp) {
+    for i in 0..5 {
+        app.create_student(&crate::helpers::student(&format!("Compressed {i}")))
+            .await;
+    }
+    let plain = app.get("/api/v1/students").await;
+    let gzip = app
+        .request(Method::GET, "/api/v1/students")
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    assert_eq!(gzip.headers()["content-encoding"], "gzip");
+    assert!(gzip.bytes().await.unwrap().len() < plain.bytes().await.unwrap().len());
+}
+
 crate::on_both_backends!(
+    responses_are_compressed_when_the_client_accepts_gzip,
     an_unknown_route_is_a_json_404,
     a_wrong_method_is_a_json_405_with_allow,
     a_request_id_is_generated_when_absent,
