@@ -105,9 +105,9 @@ impl Application {
             let _ = stop_tx.send(true);
         });
 
-        let metrics_server = metrics_listener.map(|listener| {
+        let metrics_server = metrics_listener.zip(metrics_addr).map(|(listener, addr)| {
             let app = http::metrics_router(state.clone());
-            tracing::info!(addr = ?metrics_addr, "serving metrics");
+            tracing::info!(%addr, "serving metrics");
             tokio::spawn(
                 axum::serve(listener, app)
                     .with_graceful_shutdown(stopped(stop_rx.clone()))
@@ -127,17 +127,15 @@ impl Application {
 
         // Bound the drain: once shutdown begins, in-flight requests get
         // SHUTDOWN_TIMEOUT to finish before the process stops waiting.
-        let mut drain_rx = stop_rx;
         tokio::select! {
             result = &mut server => result.context("the HTTP server failed")?,
             () = async {
-                stopped(drain_rx.clone()).await;
+                stopped(stop_rx).await;
                 tokio::time::sleep(config.server.shutdown_timeout).await;
             } => {
                 tracing::warn!(timeout = ?config.server.shutdown_timeout, "in-flight requests did not finish in time; stopping anyway");
             }
         }
-        drain_rx.mark_unchanged();
         if let Some(handle) = metrics_server {
             handle.abort();
         }
