@@ -59,31 +59,30 @@ pub async fn observe(
 ) -> Response {
     let start = Instant::now();
     let method = request.method().clone();
-    let route: Arc<str> = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| Arc::from(UNMATCHED_ROUTE), |p| Arc::from(p.as_str()));
-    let request_id = request
-        .headers()
-        .get(&REQUEST_ID)
+    // Cheap clones (reference-counted): this runs on every request.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched
+        .as_ref()
+        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
+    let request_id = request.headers().get(&REQUEST_ID).cloned();
+    let request_id = request_id
+        .as_ref()
         .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+        .unwrap_or_default();
 
     metrics.in_flight.inc();
     let guard = InFlight(&metrics);
-    let span =
-        tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
+    let span = tracing::info_span!("request", request_id, method = %method, route);
     let response = next.run(request).instrument(span).await;
     drop(guard);
 
     let status = response.status();
     let elapsed = start.elapsed();
-    metrics.observe(&method, &route, status, elapsed);
+    metrics.observe(&method, route, status, elapsed);
     tracing::info!(
-        request_id = %request_id,
+        request_id,
         method = %method,
-        route = %route,
+        route,
         status = status.as_u16(),
         latency_ms = elapsed.as_secs_f64() * 1000.0,
         "request completed"
