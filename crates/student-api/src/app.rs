@@ -26,9 +26,7 @@ pub struct Application {
 impl Application {
     /// Connects the store (migrating SQLite), and binds the listeners.
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
-        let store = Store::connect(&config.database, &config.pool)
-            .await
-            .with_context(|| format!("cannot open the database ({})", config.database))?;
+        let store = open_store(&config).await?;
         if let Store::Sqlite(_) = store {
             // The embedded default migrates itself so a first run just works;
             // PostgreSQL is migrated by `student-api migrate` (an init container).
@@ -165,11 +163,15 @@ async fn bind(addr: SocketAddr, var: &str) -> anyhow::Result<(TcpListener, Socke
     Ok((listener, bound))
 }
 
+async fn open_store(config: &ServeConfig) -> anyhow::Result<Store> {
+    Store::connect(&config.database, &config.pool)
+        .await
+        .with_context(|| format!("cannot open the database ({})", config.database))
+}
+
 /// `student-api migrate`: applies pending migrations and reports how many ran.
 pub async fn migrate(config: &ServeConfig) -> anyhow::Result<usize> {
-    let store = Store::connect(&config.database, &config.pool)
-        .await
-        .with_context(|| format!("cannot open the database ({})", config.database))?;
+    let store = open_store(config).await?;
     let result = store.migrate().await;
     store.close().await;
     result.map_err(|err: StorageError| {

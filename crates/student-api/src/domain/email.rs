@@ -13,16 +13,7 @@ pub struct Email(String);
 impl Email {
     /// Trims and validates `raw`; the error is a message for the user.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err("must not be empty".to_owned());
-        }
-        if trimmed.chars().count() > EMAIL_MAX_CHARS {
-            return Err(format!("must be at most {EMAIL_MAX_CHARS} characters"));
-        }
-        if trimmed.chars().any(char::is_control) {
-            return Err("must not contain control characters".to_owned());
-        }
+        let trimmed = super::text::trimmed_text(raw, EMAIL_MAX_CHARS)?;
         email_address::EmailAddress::from_str(trimmed)
             .map(|_| Self(trimmed.to_owned()))
             .map_err(|_| "must be a valid email address".to_owned())

@@ -11,18 +11,24 @@ use std::fmt;
 pub const TEXT_MAX_CHARS: usize = 100;
 
 fn parse_text(raw: &str) -> Result<String, String> {
+    trimmed_text(raw, TEXT_MAX_CHARS).map(str::to_owned)
+}
+
+/// Trims `raw` and checks it is 1 to `max` characters without control
+/// characters; shared with [`super::Email`].
+pub(super) fn trimmed_text(raw: &str, max: usize) -> Result<&str, String> {
     let trimmed = raw.trim();
     let chars = trimmed.chars().count();
     if chars == 0 {
         return Err("must not be empty".to_owned());
     }
-    if chars > TEXT_MAX_CHARS {
-        return Err(format!("must be at most {TEXT_MAX_CHARS} characters"));
+    if chars > max {
+        return Err(format!("must be at most {max} characters"));
     }
     if trimmed.chars().any(char::is_control) {
         return Err("must not contain control characters".to_owned());
     }
-    Ok(trimmed.to_owned())
+    Ok(trimmed)
 }
 
 macro_rules! text_type {

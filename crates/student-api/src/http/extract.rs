@@ -95,10 +95,7 @@ impl<S: Send + Sync> FromRequestParts<S> for StudentId {
 }
 
 fn parse_positive_id(raw: &str) -> Option<i64> {
-    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    raw.parse::<i64>().ok().filter(|id| *id > 0)
+    parse_in_range(raw, 1, i64::MAX)
 }
 
 /// Query parameters of the list endpoint, validated into a [`ListQuery`].
@@ -149,6 +146,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
     }
 }
 
+/// A decimal integer in `min..=max`, written in digits only (no sign, no spaces).
 fn parse_in_range(raw: &str, min: i64, max: i64) -> Option<i64> {
     if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return None;

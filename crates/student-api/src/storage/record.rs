@@ -38,13 +38,3 @@ pub struct PoolStats {
     pub idle: u32,
     pub max: u32,
 }
-
-impl PoolStats {
-    pub(super) fn of<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> Self {
-        Self {
-            size: pool.size(),
-            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
-            max: pool.options().get_max_connections(),
-        }
-    }
-}

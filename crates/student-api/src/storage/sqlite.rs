@@ -125,7 +125,11 @@ impl SqliteStore {
     student_queries!();
 
     pub fn pool_stats(&self) -> PoolStats {
-        PoolStats::of(&self.pool)
+        PoolStats {
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }
     }
 
     pub async fn close(&self) {
