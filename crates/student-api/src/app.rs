@@ -10,8 +10,9 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::ServeConfig;
+use crate::config::{DatabaseTarget, ServeConfig};
 use crate::http::{self, AppState, Health, Metrics, RouterOptions};
+use crate::secrets::Credentials;
 use crate::storage::{StorageError, Store};
 
 pub struct Application {
@@ -20,13 +21,14 @@ pub struct Application {
     metrics_listener: Option<TcpListener>,
     metrics_addr: Option<SocketAddr>,
     state: AppState,
+    credentials: Option<Credentials>,
     config: ServeConfig,
 }
 
 impl Application {
     /// Connects the store (migrating SQLite), and binds the listeners.
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
-        let store = open_store(&config).await?;
+        let OpenStore { store, credentials } = OpenStore::open(&config).await?;
         if let Store::Sqlite(_) = store {
             // The embedded default migrates itself so a first run just works;
             // PostgreSQL is migrated by `student-api migrate` (an init container).
@@ -39,7 +41,10 @@ impl Application {
         let state = AppState {
             store,
             metrics: Arc::new(Metrics::new().context("cannot register metrics")?),
-            health: Arc::new(Health::new(config.server.readiness_timeout)),
+            health: Arc::new(Health::new(
+                config.server.readiness_timeout,
+                credentials.as_ref().and_then(Credentials::status),
+            )),
             openapi: http::openapi::document()
                 .context("cannot render the OpenAPI document")?
                 .into(),
@@ -58,6 +63,7 @@ impl Application {
             metrics_listener,
             metrics_addr,
             state,
+            credentials,
             config,
         })
     }
@@ -88,6 +94,7 @@ impl Application {
             metrics_listener,
             metrics_addr,
             state,
+            credentials,
             config,
         } = self;
         let options = RouterOptions {
@@ -139,12 +146,11 @@ impl Application {
         }
         // A connection still being opened to a hung database would hold
         // close() until its connect gives up; do not wait longer than the bound.
-        if tokio::time::timeout(config.server.shutdown_timeout, state.store.close())
-            .await
-            .is_err()
-        {
-            tracing::warn!("the database pool did not close in time");
-        }
+        let store = state.store.clone();
+        drop(state);
+        OpenStore { store, credentials }
+            .close(config.server.shutdown_timeout)
+            .await;
         tracing::info!("shutdown complete");
         Ok(())
     }
@@ -163,17 +169,56 @@ async fn bind(addr: SocketAddr, var: &str) -> anyhow::Result<(TcpListener, Socke
     Ok((listener, bound))
 }
 
-async fn open_store(config: &ServeConfig) -> anyhow::Result<Store> {
-    Store::connect(&config.database, &config.pool)
-        .await
-        .with_context(|| format!("cannot open the database ({})", config.database))
+/// A store and, for PostgreSQL, the source that keeps its credentials fresh.
+struct OpenStore {
+    store: Store,
+    credentials: Option<Credentials>,
+}
+
+impl OpenStore {
+    async fn open(config: &ServeConfig) -> anyhow::Result<Self> {
+        let (store, credentials) = match &config.database {
+            DatabaseTarget::Postgres(base) => {
+                let credentials = Credentials::start(&config.credentials, base.clone())
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "cannot get credentials for the database ({})",
+                            config.database
+                        )
+                    })?;
+                let store = Store::postgres(credentials.receiver(), &config.pool);
+                (store, Some(credentials))
+            }
+            DatabaseTarget::Sqlite(options) => {
+                (Store::sqlite(options.clone(), &config.pool).await, None)
+            }
+        };
+        let store =
+            store.with_context(|| format!("cannot open the database ({})", config.database))?;
+        Ok(Self { store, credentials })
+    }
+
+    /// Closes the pool, then releases the credentials (a Vault database
+    /// user is revoked only once no connection uses it).
+    async fn close(self, limit: std::time::Duration) {
+        if tokio::time::timeout(limit, self.store.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the database pool did not close in time");
+        }
+        if let Some(credentials) = self.credentials {
+            credentials.stop().await;
+        }
+    }
 }
 
 /// `student-api migrate`: applies pending migrations and reports how many ran.
 pub async fn migrate(config: &ServeConfig) -> anyhow::Result<usize> {
-    let store = open_store(config).await?;
-    let result = store.migrate().await;
-    store.close().await;
+    let open = OpenStore::open(config).await?;
+    let result = open.store.migrate().await;
+    open.close(config.server.shutdown_timeout).await;
     result.map_err(|err: StorageError| {
         anyhow::Error::new(err).context(format!("cannot migrate {}", config.database))
     })

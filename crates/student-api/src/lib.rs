@@ -7,6 +7,7 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod secrets;
 pub mod storage;
 pub mod telemetry;
 

@@ -168,6 +168,39 @@ impl DatabaseArgs {
         ))
     }
 
+    /// Where PostgreSQL is, for credentials that come from Vault: user and
+    /// password, if given, are replaced by Vault's.
+    pub fn vault_base(&self) -> Result<PgConnectOptions, ConfigError> {
+        const WHEN: &str = "when database credentials come from Vault (VAULT_ADDR)";
+        if let Some(url) = secret_or_file(
+            "DATABASE_URL",
+            self.database_url.as_ref(),
+            "DATABASE_URL_FILE",
+            self.database_url_file.as_ref(),
+        )? {
+            return match parse_database_url(url.expose_secret())? {
+                DatabaseTarget::Postgres(options) => Ok(options),
+                DatabaseTarget::Sqlite(_) => Err(ConfigError::Invalid {
+                    var: "DATABASE_URL",
+                    reason: format!("must be a postgres:// URL {WHEN}"),
+                }),
+            };
+        }
+        let host = self.postgres_host.as_deref().ok_or(ConfigError::Missing {
+            var: "POSTGRES_HOST (or DATABASE_URL)",
+            when: WHEN,
+        })?;
+        let database = self.postgres_db.as_deref().ok_or(ConfigError::Missing {
+            var: "POSTGRES_DB",
+            when: WHEN,
+        })?;
+        Ok(PgConnectOptions::new_without_pgpass()
+            .host(host)
+            .port(self.postgres_port)
+            .database(database)
+            .ssl_mode(self.postgres_sslmode))
+    }
+
     fn postgres_from_parts(&self, host: &str) -> Result<PgConnectOptions, ConfigError> {
         const WHEN: &str = "when POSTGRES_HOST is set";
         let user = secret_or_file(

@@ -7,6 +7,7 @@
 
 mod database;
 mod secret_file;
+mod vault;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use database::{DatabaseArgs, DatabaseTarget};
 pub use secret_file::read_secret_file;
+pub use vault::{CredentialArgs, VaultAuth, VaultConfig, VaultSecret, DEFAULT_K8S_TOKEN_FILE};
 
 /// A configuration problem, always naming the variable at fault.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,8 @@ pub struct Cli {
     pub command: Option<Command>,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
     #[command(flatten)]
     pub log: LogArgs,
     #[command(flatten)]
@@ -112,10 +116,25 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// Where PostgreSQL credentials come from while the service runs.
+#[derive(Debug, Clone)]
+pub enum CredentialSource {
+    /// Set once at start (environment or URL).
+    Fixed,
+    /// `*_FILE` secrets, re-read every `poll`.
+    Files {
+        database: DatabaseArgs,
+        poll: Duration,
+    },
+    /// Vault: a dynamic database user or a KV secret.
+    Vault(VaultConfig),
+}
+
 /// Everything `serve` needs, resolved and validated.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub database: DatabaseTarget,
+    pub credentials: CredentialSource,
     pub pool: crate::storage::PoolSettings,
     pub server: ServerArgs,
 }
@@ -131,11 +150,34 @@ impl Cli {
                 reason: "must differ from LISTEN_ADDR".to_owned(),
             });
         }
+        let (database, credentials) = self.database_and_credentials()?;
         Ok(ServeConfig {
-            database: self.database.target()?,
+            database,
+            credentials,
             pool: self.database.pool_settings(),
             server: self.server.clone(),
         })
+    }
+
+    fn database_and_credentials(&self) -> Result<(DatabaseTarget, CredentialSource), ConfigError> {
+        if let Some(vault) = self.credentials.vault()? {
+            let base = self.database.vault_base()?;
+            return Ok((
+                DatabaseTarget::Postgres(base),
+                CredentialSource::Vault(vault),
+            ));
+        }
+        let target = self.database.target()?;
+        let credentials = match target {
+            DatabaseTarget::Postgres(_) if crate::secrets::uses_files(&self.database) => {
+                CredentialSource::Files {
+                    database: self.database.clone(),
+                    poll: self.credentials.secret_file_poll_interval,
+                }
+            }
+            _ => CredentialSource::Fixed,
+        };
+        Ok((target, credentials))
     }
 }
 

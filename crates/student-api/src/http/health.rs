@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -15,6 +16,7 @@ use utoipa::ToSchema;
 
 use super::error::{cause_chain, Problem};
 use super::AppState;
+use crate::secrets::CredentialStatus;
 
 /// Shared readiness state of the process.
 #[derive(Debug)]
@@ -23,14 +25,17 @@ pub struct Health {
     /// Latches once migrations have been seen complete: they cannot go back.
     migrations_current: AtomicBool,
     timeout: Duration,
+    /// The refresh state of rotating database credentials, if any.
+    credentials: Option<Arc<CredentialStatus>>,
 }
 
 impl Health {
-    pub fn new(timeout: Duration) -> Self {
+    pub fn new(timeout: Duration, credentials: Option<Arc<CredentialStatus>>) -> Self {
         Self {
             shutting_down: AtomicBool::new(false),
             migrations_current: AtomicBool::new(false),
             timeout,
+            credentials,
         }
     }
 
@@ -121,6 +126,16 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         };
     checks.insert("database".to_owned(), database.to_owned());
     checks.insert("migrations".to_owned(), migrations.to_owned());
+    // A credential source that cannot refresh does not make the service
+    // unready while the database still answers; it is reported either way
+    // and explains the failure once the database refuses the credentials.
+    let credential_problem = health.credentials.as_ref().and_then(|s| s.problem());
+    if let Some(status) = &health.credentials {
+        let value = credential_problem
+            .clone()
+            .unwrap_or_else(|| "ok".to_owned());
+        checks.insert(format!("credentials ({})", status.source), value);
+    }
     match (database, migrations) {
         ("ok", "ok") => Json(ReadyStatus {
             status: "ready",
@@ -138,7 +153,10 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             ),
             checks,
         ),
-        _ => not_ready("the database is unavailable", checks),
+        _ => match credential_problem {
+            Some(problem) => not_ready(&format!("the database is unavailable; {problem}"), checks),
+            None => not_ready("the database is unavailable", checks),
+        },
     }
 }
 

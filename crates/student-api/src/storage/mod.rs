@@ -107,8 +107,10 @@ use std::time::Duration;
 pub use error::StorageError;
 pub use record::{ListQuery, Page, PoolStats, StudentRecord};
 
-use crate::config::DatabaseTarget;
+use sqlx::sqlite::SqliteConnectOptions;
+
 use crate::domain::{NewStudent, StudentChanges};
+use crate::secrets::CredentialReceiver;
 
 /// Connection pool settings shared by both backends.
 #[derive(Debug, Clone)]
@@ -138,21 +140,24 @@ macro_rules! dispatch {
 }
 
 impl Store {
-    /// Opens a pool for `target`. PostgreSQL connects lazily, so the service
-    /// starts (and reports not-ready) while the database is still coming up;
-    /// SQLite opens the file at once and creates it when missing.
-    pub async fn connect(
-        target: &DatabaseTarget,
+    /// Opens a PostgreSQL pool. It connects lazily, so the service starts
+    /// (and reports not-ready) while the database is still coming up, and
+    /// each new connection logs in with the credentials current at the time.
+    pub fn postgres(
+        credentials: CredentialReceiver,
         settings: &PoolSettings,
     ) -> Result<Self, StorageError> {
-        match target {
-            DatabaseTarget::Postgres(options) => Ok(Self::Postgres(
-                postgres::PgStore::connect_lazy(options.clone(), settings)?,
-            )),
-            DatabaseTarget::Sqlite(options) => Ok(Self::Sqlite(
-                sqlite::SqliteStore::connect(options.clone(), settings).await?,
-            )),
-        }
+        postgres::PgStore::connect_lazy(credentials, settings).map(Self::Postgres)
+    }
+
+    /// Opens the SQLite file at once, creating it when missing.
+    pub async fn sqlite(
+        options: SqliteConnectOptions,
+        settings: &PoolSettings,
+    ) -> Result<Self, StorageError> {
+        sqlite::SqliteStore::connect(options, settings)
+            .await
+            .map(Self::Sqlite)
     }
 
     /// Applies every embedded migration not yet applied; returns how many ran.

@@ -8,16 +8,18 @@
 //! socket failed is discarded, since its protocol state is unknown.
 
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, Object, RecycleError, RecycleResult};
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::PgConnection;
 use sqlx::Connection;
 
 use super::error::breaks_connection;
 use super::migrations::APPLIED_SQL;
 use super::{ListQuery, Page, PoolSettings, PoolStats, StorageError, StudentRecord};
 use crate::domain::{Email, FieldOfStudy, Gpa, NewStudent, StudentChanges, StudentName};
+use crate::secrets::{Credential, CredentialReceiver};
 
 macro_rules! columns {
     () => {
@@ -64,20 +66,45 @@ const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 /// Opens connections for the pool and decides whether one may be reused.
 #[derive(Debug)]
 struct Connector {
-    options: PgConnectOptions,
+    credentials: CredentialReceiver,
+    settings: PoolSettings,
+}
+
+/// A pooled connection and the credential generation it logged in with.
+pub struct PooledConnection {
+    conn: PgConnection,
+    credential: Arc<Credential>,
+}
+
+impl std::fmt::Debug for PooledConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PooledConnection")
+            .field("generation", &self.credential.generation)
+            .finish_non_exhaustive()
+    }
 }
 
 impl managed::Manager for Connector {
-    type Type = PgConnection;
+    type Type = PooledConnection;
     type Error = sqlx::Error;
 
-    async fn create(&self) -> Result<PgConnection, sqlx::Error> {
-        PgConnection::connect_with(&self.options).await
+    async fn create(&self) -> Result<PooledConnection, sqlx::Error> {
+        let credential = self.credentials.borrow().clone();
+        let options = credential
+            .options
+            .clone()
+            .application_name("student-api")
+            .options([(
+                "statement_timeout",
+                self.settings.statement_timeout.as_millis(),
+            )]);
+        let conn = PgConnection::connect_with(&options).await?;
+        Ok(PooledConnection { conn, credential })
     }
 
     async fn recycle(
         &self,
-        _conn: &mut PgConnection,
+        pooled: &mut PooledConnection,
         metrics: &Metrics,
     ) -> RecycleResult<sqlx::Error> {
         // No round trip here: broken connections were already discarded by
@@ -85,6 +112,11 @@ impl managed::Manager for Connector {
         if metrics.age() > MAX_LIFETIME {
             return Err(RecycleError::message(
                 "connection reached its maximum lifetime",
+            ));
+        }
+        if pooled.credential.generation != self.credentials.borrow().generation {
+            return Err(RecycleError::message(
+                "connection uses credentials that have been rotated",
             ));
         }
         Ok(())
@@ -120,17 +152,35 @@ impl Drop for Checkout {
 impl Deref for Checkout {
     type Target = PgConnection;
     fn deref(&self) -> &PgConnection {
-        self.0
+        &self
+            .0
             .as_ref()
             .expect("a checkout holds its connection until finished")
+            .conn
     }
 }
 
 impl DerefMut for Checkout {
     fn deref_mut(&mut self) -> &mut PgConnection {
-        self.0
+        &mut self
+            .0
             .as_mut()
             .expect("a checkout holds its connection until finished")
+            .conn
+    }
+}
+
+/// On every rotation, closes the idle connections of older credentials at
+/// once (busy ones are retired by `recycle` when they come back), so that the
+/// old credentials can be revoked soon. Ends when the source stops.
+async fn retire_rotated(pool: Pool, mut credentials: CredentialReceiver) {
+    while credentials.changed().await.is_ok() {
+        let current = credentials.borrow_and_update().generation;
+        let retired = pool.retain(|pooled, _| pooled.credential.generation == current);
+        for pooled in retired.removed {
+            // Terminate politely so the server does not log a lost connection.
+            tokio::spawn(pooled.conn.close());
+        }
     }
 }
 
@@ -140,21 +190,24 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Builds the pool; connections open on first use.
+    /// Builds the pool; connections open on first use, with whatever
+    /// credentials `credentials` holds at that moment.
     pub fn connect_lazy(
-        options: PgConnectOptions,
+        credentials: CredentialReceiver,
         settings: &PoolSettings,
     ) -> Result<Self, StorageError> {
-        let options = options
-            .application_name("student-api")
-            .options([("statement_timeout", settings.statement_timeout.as_millis())]);
-        let pool = Pool::builder(Connector { options })
+        let connector = Connector {
+            credentials: credentials.clone(),
+            settings: settings.clone(),
+        };
+        let pool = Pool::builder(connector)
             .max_size(settings.max_connections as usize)
             .wait_timeout(Some(settings.acquire_timeout))
             .create_timeout(Some(settings.acquire_timeout))
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .map_err(|e| StorageError::Query(sqlx::Error::Configuration(e.to_string().into())))?;
+        tokio::spawn(retire_rotated(pool.clone(), credentials));
         Ok(Self { pool })
     }
 
