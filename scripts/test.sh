@@ -10,7 +10,7 @@
 # Steps (they always run in this order, whatever order they are given in):
 #   install          PostgreSQL server, Python tools, Node tools, shellcheck
 #   lint             = shellcheck fmt clippy
-#     - shellcheck   shellcheck over scripts/**/*.sh, .ci/run and bench/*.sh
+#     - shellcheck   shellcheck over every *.sh, .ci/run
 #     - fmt          cargo fmt --all --check
 #     - clippy       cargo clippy --workspace --all-targets --locked -- -D warnings
 #   unit             cargo test --workspace --locked, with TEST_DATABASE_URL
@@ -18,6 +18,10 @@
 #   e2e              = e2e-sqlite e2e-postgres
 #     - e2e-sqlite   serve on SQLite, then newman and schemathesis against it
 #     - e2e-postgres the same on a fresh PostgreSQL database, after `migrate`
+#   manifests        deployment manifests rendered and validated offline
+#                    against strict schemas, yamllint (tests/manifests/run.sh)
+#   platform         a real OpenBao and PostgreSQL: the Vault bootstrap and
+#                    credential rotation under load (pytest tests/platform)
 #   all              every step (the default)
 # Every step installs what it needs itself, so any subset works on a new
 # machine; `install` only does all the installing up front.
@@ -42,7 +46,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/tools.sh"
 
 cd "$REPO_ROOT"
 
-ALL_STEPS=(install shellcheck fmt clippy unit e2e-sqlite e2e-postgres)
+ALL_STEPS=(install shellcheck fmt clippy unit e2e-sqlite e2e-postgres manifests platform)
 
 usage() {
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
@@ -62,7 +66,7 @@ for arg in "$@"; do
     all) for s in "${ALL_STEPS[@]}"; do WANT[$s]=1; done ;;
     lint) WANT[shellcheck]=1 WANT[fmt]=1 WANT[clippy]=1 ;;
     e2e) WANT[e2e-sqlite]=1 WANT[e2e-postgres]=1 ;;
-    install | shellcheck | fmt | clippy | unit | e2e-sqlite | e2e-postgres) WANT[$arg]=1 ;;
+    install | shellcheck | fmt | clippy | unit | e2e-sqlite | e2e-postgres | manifests | platform) WANT[$arg]=1 ;;
     *)
         usage >&2
         die "unknown step: $arg"
@@ -135,15 +139,9 @@ step_install() {
 
 step_shellcheck() {
     tools_shellcheck
-    local files=() f
-    mapfile -t files < <(find scripts -type f -name '*.sh' | sort)
+    local files=()
+    mapfile -t files < <(git ls-files --cached --others --exclude-standard -- '*.sh' | sort)
     files+=(.ci/run)
-    # bench/ belongs to the benchmark and may not exist yet.
-    for f in bench/*.sh; do
-        if [[ -e "$f" ]]; then
-            files+=("$f")
-        fi
-    done
     shellcheck -x "${files[@]}"
     STEP_NOTE="${#files[@]} files"
     log "shellcheck: ${#files[@]} files clean"
@@ -353,6 +351,19 @@ check_cargo
 
 step_e2e_sqlite() { step_e2e sqlite; }
 step_e2e_postgres() { step_e2e postgres; }
+
+step_manifests() {
+    bash tests/manifests/run.sh
+}
+
+step_platform() {
+    tools_python
+    ensure_binary
+    pg_install
+    pg_start
+    STUDENT_API_BIN="$SERVICE_BIN" BAO_BIN="$VENV_DIR/bin/bao" PYTHONDONTWRITEBYTECODE=1 \
+        "$VENV_DIR/bin/python" -m pytest -p no:cacheprovider -q tests/platform
+}
 
 for step in "${ALL_STEPS[@]}"; do
     if [[ -n "${WANT[$step]:-}" ]]; then

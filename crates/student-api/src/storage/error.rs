@@ -1,7 +1,7 @@
 //! Storage errors, classified once from driver errors.
 //!
-//! `Unavailable` means "try again later" (the database is down, unreachable
-//! or saturated) and becomes a 503; `EmailTaken` is the unique index on
+//! `Unavailable` means "try again later" (the database is down, unreachable,
+//! saturated, or refuses our login) and becomes a 503; `EmailTaken` is the unique index on
 //! `lower(email)`; everything else is a bug or an unexpected state and
 //! becomes an opaque 500 with the cause in the log.
 
@@ -45,6 +45,13 @@ impl From<deadpool::managed::PoolError<sqlx::Error>> for StorageError {
     fn from(err: deadpool::managed::PoolError<sqlx::Error>) -> Self {
         use deadpool::managed::PoolError;
         match err {
+            // Refused at login (SQLSTATE class 28): credentials expired or
+            // were rotated on the server first. Retrying later can succeed.
+            PoolError::Backend(sqlx::Error::Database(db))
+                if db.code().is_some_and(|code| code.starts_with("28")) =>
+            {
+                Self::Unavailable(sqlx::Error::Database(db))
+            }
             PoolError::Backend(err) => err.into(),
             // Waiting for a free connection or for a new one to open took too long.
             PoolError::Timeout(_) => Self::Unavailable(sqlx::Error::PoolTimedOut),

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 
 use crate::helpers::{
-    assert_problem, black_hole_database, refused_database, spawn_against, TestApp,
+    admin_url, assert_problem, black_hole_database, refused_database, spawn_against, TestApp,
 };
 
 async fn an_unknown_route_is_a_json_404(app: TestApp) {
@@ -115,5 +115,16 @@ async fn a_refused_database_connection_is_a_503_within_the_acquire_timeout() {
 #[tokio::test]
 async fn a_database_that_never_answers_is_a_503_within_the_acquire_timeout() {
     let app = spawn_against(&black_hole_database().await, &["--db-acquire-timeout=1s"]).await;
+    assert_fast_503(&app, Duration::from_secs(4)).await;
+}
+
+#[tokio::test]
+async fn a_login_the_database_refuses_is_a_503_not_a_500() {
+    // A real server, a wrong password: what expired or rotated credentials
+    // look like. Retrying later can succeed, so it is not a server error.
+    let mut url = url::Url::parse(&admin_url()).expect("TEST_DATABASE_URL is a URL");
+    url.set_password(Some(&format!("wrong-{}", uuid::Uuid::new_v4())))
+        .expect("a URL with a host takes a password");
+    let app = spawn_against(url.as_str(), &["--db-acquire-timeout=1s"]).await;
     assert_fast_503(&app, Duration::from_secs(4)).await;
 }
