@@ -358,6 +358,12 @@ step_manifests() {
 
 step_platform() {
     tools_python
+    # The Kubernetes API stand-in of the tests serves TLS with a certificate
+    # made at run time.
+    if ! command -v openssl >/dev/null; then
+        is_root || die "openssl not found; install it (Debian: apt-get install openssl)"
+        apt_install openssl
+    fi
     ensure_binary
     pg_install
     pg_start

@@ -24,7 +24,7 @@ cd "$REPO_ROOT"
 # Static manifest directories; one that does not exist yet is skipped.
 MANIFEST_DIRS=(
     deploy/external-secrets
-    deploy/vault/k8s
+    deploy/vault
 )
 REQUIREMENTS="tests/manifests/requirements.txt"
 VALIDATE=("$VENV_DIR/bin/python" tests/manifests/validate.py)

@@ -1,0 +1,22 @@
+# Policy of External Secrets Operator (Kubernetes auth role external-secrets):
+# read exactly the KV v2 secrets it syncs into Kubernetes, nothing else.
+
+path "secret/data/student-api/db" {
+  capabilities = ["read"]
+}
+
+path "secret/data/postgres/superuser" {
+  capabilities = ["read"]
+}
+
+path "secret/data/postgres/vault" {
+  capabilities = ["read"]
+}
+
+path "secret/data/observability/postgres-exporter" {
+  capabilities = ["read"]
+}
+
+path "secret/data/observability/grafana" {
+  capabilities = ["read"]
+}
