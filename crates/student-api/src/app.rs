@@ -5,12 +5,14 @@
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{DatabaseTarget, ServeConfig};
+use crate::http::error::cause_chain;
 use crate::http::{self, AppState, Health, Metrics, RouterOptions};
 use crate::secrets::Credentials;
 use crate::storage::{StorageError, Store};
@@ -201,7 +203,7 @@ impl OpenStore {
 
     /// Closes the pool, then releases the credentials (a Vault database
     /// user is revoked only once no connection uses it).
-    async fn close(self, limit: std::time::Duration) {
+    async fn close(self, limit: Duration) {
         if tokio::time::timeout(limit, self.store.close())
             .await
             .is_err()
@@ -214,14 +216,41 @@ impl OpenStore {
     }
 }
 
-/// `student-api migrate`: applies pending migrations and reports how many ran.
-pub async fn migrate(config: &ServeConfig) -> anyhow::Result<usize> {
+/// `student-api migrate`: applies pending migrations and reports how many
+/// ran, first waiting up to `wait` for the database to accept connections.
+pub async fn migrate(config: &ServeConfig, wait: Option<Duration>) -> anyhow::Result<usize> {
     let open = OpenStore::open(config).await?;
+    if let Some(wait) = wait {
+        if let Err(err) = wait_for_database(&open.store, wait).await {
+            open.close(config.server.shutdown_timeout).await;
+            return Err(anyhow::Error::new(err).context(format!(
+                "the database ({}) did not accept connections within {}",
+                config.database,
+                humantime::format_duration(wait)
+            )));
+        }
+    }
     let result = open.store.migrate().await;
     open.close(config.server.shutdown_timeout).await;
     result.map_err(|err: StorageError| {
         anyhow::Error::new(err).context(format!("cannot migrate {}", config.database))
     })
+}
+
+/// Pings until the database answers or `limit` has passed; returns the last error.
+async fn wait_for_database(store: &Store, limit: Duration) -> Result<(), StorageError> {
+    const PAUSE: Duration = Duration::from_secs(1);
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match store.ping().await {
+            Ok(()) => return Ok(()),
+            Err(err) if tokio::time::Instant::now() + PAUSE >= deadline => return Err(err),
+            Err(err) => {
+                tracing::info!(error = %cause_chain(&err), "waiting for the database");
+                tokio::time::sleep(PAUSE).await;
+            }
+        }
+    }
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C).

@@ -31,7 +31,7 @@ async fn main() -> ExitCode {
             Ok(application) => application.run(app::shutdown_signal()).await,
             Err(err) => Err(err),
         },
-        Command::Migrate => app::migrate(&config).await.map(|applied| {
+        Command::Migrate(args) => app::migrate(&config, args.wait).await.map(|applied| {
             tracing::info!(applied, "migrations are up to date");
         }),
     };

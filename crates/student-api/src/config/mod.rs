@@ -52,7 +52,15 @@ pub enum Command {
     /// Serve the API (the default when no command is given).
     Serve,
     /// Apply pending database migrations, then exit.
-    Migrate,
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
+pub struct MigrateArgs {
+    /// Wait up to this long for the database to accept connections before
+    /// migrating (an init container starting before its database).
+    #[arg(long, env = "MIGRATE_WAIT", value_name = "MIGRATE_WAIT", value_parser = parse_duration)]
+    pub wait: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -204,6 +212,18 @@ mod tests {
         .unwrap();
         let err = cli.serve_config().unwrap_err().to_string();
         assert_eq!(err, "METRICS_ADDR: must differ from LISTEN_ADDR");
+    }
+
+    #[test]
+    fn migrate_takes_a_bounded_wait() {
+        let cli = Cli::try_parse_from(["student-api", "migrate", "--wait", "2m"]).unwrap();
+        assert_eq!(
+            cli.command,
+            Some(Command::Migrate(MigrateArgs {
+                wait: Some(Duration::from_secs(120))
+            }))
+        );
+        assert!(Cli::try_parse_from(["student-api", "migrate", "--wait", "0s"]).is_err());
     }
 
     #[test]

@@ -138,6 +138,79 @@ async fn migrate_accepts_postgres_parts_a_password_file_and_a_kubernetes_port() 
     drop(db);
 }
 
+/// Forwards connections from `listener` to `target`, as a database that
+/// has just come up would accept them.
+async fn forward(listener: tokio::net::TcpListener, target: String) {
+    while let Ok((mut inbound, _)) = listener.accept().await {
+        let target = target.clone();
+        tokio::spawn(async move {
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+    }
+}
+
+#[tokio::test]
+async fn migrate_waits_for_a_database_that_comes_up_late() {
+    let (_db, url) = TestDb::create(Backend::Postgres).await;
+    let real = url::Url::parse(&url).unwrap();
+    let port = free_port();
+    let mut late = real.clone();
+    late.set_port(Some(port)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let child = command(dir.path())
+        .args(["migrate", "--wait", "30s"])
+        .env("DATABASE_URL", late.as_str())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Nothing listens on the port for two seconds, then the database "starts".
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let target = format!("{}:{}", real.host_str().unwrap(), real.port().unwrap());
+    let proxy = tokio::spawn(forward(listener, target));
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    proxy.abort();
+
+    let text = output_text(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("waiting for the database"), "{text}");
+    assert!(text.contains(r#""applied":1"#), "{text}");
+}
+
+#[test]
+fn migrate_gives_up_when_its_wait_is_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let output = command(dir.path())
+        .args(["migrate", "--wait", "2s"])
+        .env(
+            "DATABASE_URL",
+            format!("postgres://nobody:unused@127.0.0.1:{}/nothing", free_port()),
+        )
+        .output()
+        .unwrap();
+
+    let text = output_text(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        text.contains("did not accept connections within 2s"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn a_rejected_password_fails_without_printing_it() {
     let (_db, url) = TestDb::create(Backend::Postgres).await;

@@ -90,11 +90,11 @@ async fn readiness_is_503_until_postgres_migrations_are_applied() {
         json!({"database": "ok", "migrations": "pending"})
     );
 
-    let applied = student_api::app::migrate(&config).await.unwrap();
+    let applied = student_api::app::migrate(&config, None).await.unwrap();
     assert_eq!(applied, 1);
     assert_eq!(app.get("/ready").await.status(), 200);
     assert_eq!(
-        student_api::app::migrate(&config).await.unwrap(),
+        student_api::app::migrate(&config, None).await.unwrap(),
         0,
         "migrate is idempotent"
     );

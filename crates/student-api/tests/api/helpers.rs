@@ -147,7 +147,7 @@ impl TestApp {
         all_flags.extend_from_slice(flags);
         let config = config(&all_flags);
         if backend == Backend::Postgres {
-            student_api::app::migrate(&config)
+            student_api::app::migrate(&config, None)
                 .await
                 .expect("migrate the test database");
         }

@@ -11,7 +11,7 @@ async fn connections_killed_by_the_server_are_replaced_not_reused() {
         .trim_start_matches('/')
         .to_owned();
     let config = config(&[&format!("--database-url={url}"), "--db-max-connections=2"]);
-    student_api::app::migrate(&config).await.unwrap();
+    student_api::app::migrate(&config, None).await.unwrap();
     let app = TestApp::start(config, Some(db)).await;
     let created = app.create_student(&student("Survivor")).await;
     let path = format!("/api/v1/students/{}", created["id"]);
