@@ -28,8 +28,16 @@ from conftest import Platform, Postgres, free_port, wait_until
 
 # Short leases so that a test sees several rotations: a lease is renewed
 # every ~6.7 s and a new user is issued every ~13 s (when renewal would no
-# longer reach the full 10 s before the 20 s max TTL).
-PLATFORM_BOOTSTRAP_ENV = {"BOOTSTRAP_DB_DEFAULT_TTL": "10s", "BOOTSTRAP_DB_MAX_TTL": "20s"}
+# longer reach the full 10 s before the 20 s max TTL). Kubernetes-auth
+# tokens live 8 s (24 s at most), so the service also renews its token and
+# logs in again, which must bring a new user (the old token's leases die
+# with it).
+PLATFORM_BOOTSTRAP_ENV = {
+    "BOOTSTRAP_DB_DEFAULT_TTL": "10s",
+    "BOOTSTRAP_DB_MAX_TTL": "20s",
+    "BOOTSTRAP_K8S_TOKEN_TTL": "8s",
+    "BOOTSTRAP_K8S_TOKEN_MAX_TTL": "24s",
+}
 
 STUDENT_API_BIN = Path(os.environ.get("STUDENT_API_BIN", Path(__file__).resolve().parents[2] / "target/debug/student-api"))
 ROTATED = "database credentials rotated"
@@ -348,8 +356,10 @@ def test_dynamic_users_rotate_under_load_with_zero_failed_requests(platform, pos
 
     with Load(service) as load:
         rotations = wait_until("two credential re-issues", lambda: len(service.messages(ROTATED)) >= 2 and service.messages(ROTATED), timeout=60)
+        wait_until("a new login once the token reached its max TTL", lambda: service.messages("new Vault token obtained"), timeout=40)
+        rotations = wait_until("a new user under the new token", lambda: len(service.messages(ROTATED)) > len(rotations) and service.messages(ROTATED), timeout=20)
         # Keep the load on while the second replaced user is drained and revoked.
-        wait_until("the second replaced user to be revoked", lambda: len(service.messages("previous database user revoked")) >= 2, timeout=30)
+        wait_until("every replaced user to be revoked", lambda: len(service.messages("previous database user revoked")) >= len(rotations), timeout=30)
     load.assert_no_failures(at_least=500)
 
     current = rotations[-1]["user"]
