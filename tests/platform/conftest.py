@@ -46,7 +46,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 BAO = REPO / ".venv" / "bin" / "bao"
 BOOTSTRAP = REPO / "deploy" / "vault" / "bootstrap.py"
-ROLES_SQL = REPO / "deploy" / "postgres" / "roles.sql"
+ROLES_SQL = REPO / "deploy" / "helm" / "postgres" / "files" / "roles.sql"
 DB_NAME = "student_api"
 # The audience Kubernetes gives tokens requested without one.
 API_SERVER_AUDIENCE = "https://kubernetes.default.svc.cluster.local"

@@ -20,3 +20,10 @@ path "secret/data/observability/postgres-exporter" {
 path "secret/data/observability/grafana" {
   capabilities = ["read"]
 }
+
+# Object-storage keys of the production database's backups (CloudNativePG
+# mode of the postgres chart). Not seeded: an operator writes the keys the
+# storage provider issued (docs/runbooks/vault.md).
+path "secret/data/postgres/backup-s3" {
+  capabilities = ["read"]
+}

@@ -1,12 +1,21 @@
 -- The PostgreSQL roles and database the platform needs. Idempotent: run it as
--- the superuser at every start of the database (its init hook) and it creates
--- what is missing, repairs role attributes and grants, and never changes an
--- existing password (Vault rotates the password of 'vault' itself, so
--- resetting it here would lock Vault out).
+-- the superuser when the data directory is first initialised and after every
+-- deployment (the Helm chart does both) and it creates what is missing,
+-- repairs role attributes and grants, and never changes an existing password
+-- (Vault rotates the password of 'vault' itself, so resetting it here would
+-- lock Vault out).
+--
+-- Each password is a psql variable, or, when that variable is not set, the
+-- environment variable of the same name in capitals. The environment keeps
+-- the passwords out of the process list (the Helm chart's files/apply-roles.sh
+-- runs it that way); psql 15 or later is needed for \getenv.
 --
 --   psql -X -v ON_ERROR_STOP=1 \
 --        -v student_api_password=... -v vault_password=... \
 --        -v exporter_password=... -f roles.sql
+--
+--   STUDENT_API_PASSWORD=... VAULT_PASSWORD=... EXPORTER_PASSWORD=... \
+--        psql -X -v ON_ERROR_STOP=1 -f roles.sql
 --
 -- The three passwords come from the KV seeds the Vault bootstrap writes
 -- (secret/student-api/db, secret/postgres/vault,
@@ -20,15 +29,28 @@ set client_min_messages = warning;
 
 \if :{?student_api_password}
 \else
-  do $$ begin raise exception 'roles.sql: set the psql variable student_api_password'; end $$;
+  \getenv student_api_password STUDENT_API_PASSWORD
 \endif
 \if :{?vault_password}
 \else
-  do $$ begin raise exception 'roles.sql: set the psql variable vault_password'; end $$;
+  \getenv vault_password VAULT_PASSWORD
 \endif
 \if :{?exporter_password}
 \else
-  do $$ begin raise exception 'roles.sql: set the psql variable exporter_password'; end $$;
+  \getenv exporter_password EXPORTER_PASSWORD
+\endif
+
+\if :{?student_api_password}
+\else
+  do $$ begin raise exception 'roles.sql: set student_api_password (psql -v) or STUDENT_API_PASSWORD'; end $$;
+\endif
+\if :{?vault_password}
+\else
+  do $$ begin raise exception 'roles.sql: set vault_password (psql -v) or VAULT_PASSWORD'; end $$;
+\endif
+\if :{?exporter_password}
+\else
+  do $$ begin raise exception 'roles.sql: set exporter_password (psql -v) or EXPORTER_PASSWORD'; end $$;
 \endif
 
 -- student_api_owner owns the application's tables, sequences and indexes.
