@@ -253,6 +253,35 @@ async fn wait_for_database(store: &Store, limit: Duration) -> Result<(), Storage
     }
 }
 
+/// `student-api healthcheck`: GET `/healthcheck` from the service listening
+/// on `listen` (an unspecified address is reached through loopback).
+pub async fn healthcheck(listen: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+    let mut target = listen;
+    if target.ip().is_unspecified() {
+        target.set_ip(match target {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let url = format!("http://{target}/healthcheck");
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .no_proxy()
+        .build()
+        .context("cannot build an HTTP client")?;
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("no answer from {url}"))?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "{url} answered {}",
+        response.status()
+    );
+    Ok(())
+}
+
 /// Completes on SIGTERM or SIGINT (Ctrl-C).
 pub async fn shutdown_signal() {
     let interrupt = async {

@@ -14,6 +14,16 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Healthcheck(args)) = cli.command {
+        // No logging and no database settings: only the listen address matters.
+        return match app::healthcheck(cli.server.listen_addr, args.timeout).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("student-api healthcheck: {err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Err(err) = telemetry::init(&cli.log) {
         eprintln!("student-api: invalid configuration: {err}");
         return ExitCode::from(2);
@@ -34,6 +44,7 @@ async fn main() -> ExitCode {
         Command::Migrate(args) => app::migrate(&config, args.wait).await.map(|applied| {
             tracing::info!(applied, "migrations are up to date");
         }),
+        Command::Healthcheck(_) => unreachable!("handled before logging starts"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

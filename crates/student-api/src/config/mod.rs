@@ -53,6 +53,16 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations, then exit.
     Migrate(MigrateArgs),
+    /// Ask the running service at LISTEN_ADDR for `/healthcheck`; exit 0
+    /// when it answers 200 (a container HEALTHCHECK; the image has no shell).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
+pub struct HealthcheckArgs {
+    /// Longest to wait for the answer.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]

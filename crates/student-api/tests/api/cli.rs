@@ -345,3 +345,44 @@ async fn serve_on_postgres_connects_with_database_url() {
         .unwrap();
     assert!(server.0.wait().unwrap().success());
 }
+
+#[tokio::test]
+async fn healthcheck_exits_0_while_the_service_answers_and_1_when_it_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = Server(
+        command(dir.path())
+            // Listening on every address, as in a container: the check goes
+            // through loopback.
+            .env("LISTEN_ADDR", format!("0.0.0.0:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_ready(port).await;
+    let check = || {
+        command(dir.path())
+            .arg("healthcheck")
+            .env("LISTEN_ADDR", format!("0.0.0.0:{port}"))
+            // Settings the check must not need: a database it never opens.
+            .env("POSTGRES_HOST", "db.invalid")
+            .output()
+            .unwrap()
+    };
+
+    let healthy = check();
+    drop(server);
+    let gone = check();
+
+    assert!(healthy.status.success(), "{}", output_text(&healthy));
+    assert!(output_text(&healthy).is_empty(), "silent when healthy");
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(
+        output_text(&gone).contains(&format!(
+            "no answer from http://127.0.0.1:{port}/healthcheck"
+        )),
+        "{}",
+        output_text(&gone)
+    );
+}
