@@ -20,6 +20,13 @@
 #     - e2e-postgres the same on a fresh PostgreSQL database, after `migrate`
 #   manifests        deployment manifests rendered and validated offline
 #                    against strict schemas, yamllint (tests/manifests/run.sh)
+#   charts           every Helm chart rendered with every values file (Helm
+#                    SDK), lint --strict, strict schemas for Kubernetes 1.30
+#                    and 1.37, CRD schemas, checkov, placement and hardening
+#                    tests (tests/charts/run.sh)
+#   image            Dockerfile and compose lint (hadolint, checkov), and a
+#                    FROM-scratch twin of the image built with podman and run
+#                    as its non-root user (tests/image/run.sh; root)
 #   platform         a real OpenBao and PostgreSQL: the Vault bootstrap and
 #                    credential rotation under load (pytest tests/platform)
 #   all              every step (the default)
@@ -46,7 +53,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/tools.sh"
 
 cd "$REPO_ROOT"
 
-ALL_STEPS=(install shellcheck fmt clippy unit e2e-sqlite e2e-postgres manifests platform)
+ALL_STEPS=(install shellcheck fmt clippy unit e2e-sqlite e2e-postgres manifests charts image platform)
 
 usage() {
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
@@ -66,7 +73,7 @@ for arg in "$@"; do
     all) for s in "${ALL_STEPS[@]}"; do WANT[$s]=1; done ;;
     lint) WANT[shellcheck]=1 WANT[fmt]=1 WANT[clippy]=1 ;;
     e2e) WANT[e2e-sqlite]=1 WANT[e2e-postgres]=1 ;;
-    install | shellcheck | fmt | clippy | unit | e2e-sqlite | e2e-postgres | manifests | platform) WANT[$arg]=1 ;;
+    install | shellcheck | fmt | clippy | unit | e2e-sqlite | e2e-postgres | manifests | charts | image | platform) WANT[$arg]=1 ;;
     *)
         usage >&2
         die "unknown step: $arg"
@@ -354,6 +361,14 @@ step_e2e_postgres() { step_e2e postgres; }
 
 step_manifests() {
     bash tests/manifests/run.sh
+}
+
+step_charts() {
+    bash tests/charts/run.sh
+}
+
+step_image() {
+    bash tests/image/run.sh
 }
 
 step_platform() {
