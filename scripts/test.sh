@@ -24,6 +24,10 @@
 #                    SDK), lint --strict, strict schemas for Kubernetes 1.30
 #                    and 1.37, CRD schemas, checkov, placement and hardening
 #                    tests (tests/charts/run.sh)
+#   argocd           the Argo CD app-of-apps: Applications against the strict
+#                    schema, pinned chart versions, sync waves, node pinning
+#                    of every platform component, our charts rendered with
+#                    the values the apps pass (tests/argocd/run.sh)
 #   image            Dockerfile and compose lint (hadolint, checkov), and a
 #                    FROM-scratch twin of the image built with podman and run
 #                    as its non-root user (tests/image/run.sh; root)
@@ -53,7 +57,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/tools.sh"
 
 cd "$REPO_ROOT"
 
-ALL_STEPS=(install shellcheck fmt clippy unit e2e-sqlite e2e-postgres manifests charts image platform)
+ALL_STEPS=(install shellcheck fmt clippy unit e2e-sqlite e2e-postgres manifests charts argocd image platform)
 
 usage() {
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
@@ -73,7 +77,7 @@ for arg in "$@"; do
     all) for s in "${ALL_STEPS[@]}"; do WANT[$s]=1; done ;;
     lint) WANT[shellcheck]=1 WANT[fmt]=1 WANT[clippy]=1 ;;
     e2e) WANT[e2e-sqlite]=1 WANT[e2e-postgres]=1 ;;
-    install | shellcheck | fmt | clippy | unit | e2e-sqlite | e2e-postgres | manifests | charts | image | platform) WANT[$arg]=1 ;;
+    install | shellcheck | fmt | clippy | unit | e2e-sqlite | e2e-postgres | manifests | charts | argocd | image | platform) WANT[$arg]=1 ;;
     *)
         usage >&2
         die "unknown step: $arg"
@@ -365,6 +369,10 @@ step_manifests() {
 
 step_charts() {
     bash tests/charts/run.sh
+}
+
+step_argocd() {
+    bash tests/argocd/run.sh
 }
 
 step_image() {

@@ -27,3 +27,9 @@ path "secret/data/observability/grafana" {
 path "secret/data/postgres/backup-s3" {
   capabilities = ["read"]
 }
+
+# Alertmanager's Slack webhook URL (observability). Not seeded: an operator
+# writes the URL Slack issued (docs/observability.md).
+path "secret/data/observability/alertmanager" {
+  capabilities = ["read"]
+}

@@ -1,0 +1,763 @@
+"""The GitOps app-of-apps as data, and the rules it must keep.
+
+Owns: reading the Applications of each variant (development: root.yaml and
+deploy/argocd/apps; production: root-prod.yaml and the overlay
+deploy/argocd/apps-prod rendered with kubectl kustomize), what they point at
+(charts, values files, Kustomize directories and components), and one check
+function per rule. Each check takes the parsed Applications (or values) and
+returns its findings as sentences naming the Application and field; an empty
+list means the rule holds, so a test can feed it a mutated copy and expect a
+finding.
+
+Must not: contact a cluster or the network. Upstream charts are not
+downloaded: their pods are judged from the values we pass, through the table
+of node-selector paths below (taken from each chart's own values.yaml).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+ARGOCD_DIR = REPO / "deploy" / "argocd"
+APPS_DIR = ARGOCD_DIR / "apps"
+PROD_OVERLAY = ARGOCD_DIR / "apps-prod"
+PROJECTS_DIR = ARGOCD_DIR / "projects"
+SCRATCH = REPO / ".tmp" / "argocd"
+
+# What Argo CD reads this repository as, and the branch it follows.
+GIT_REPO = "https://github.com/student-api/student-api.git"
+GIT_REVISION = "main"
+IN_CLUSTER = "https://kubernetes.default.svc"
+WAVE_ANNOTATION = "argocd.argoproj.io/sync-wave"
+RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
+NODE_ROLE_LABEL = "type"
+PLATFORM_ROLE = "dependent_services"
+
+# A chart version Argo CD resolves to exactly one release: MAJOR.MINOR.PATCH,
+# no "v", no range, no wildcard, no pre-release.
+EXACT_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+
+# The official Helm repository of each upstream chart; a chart taken from
+# anywhere else is a finding.
+CHART_REPOS = {
+    "argo-cd": "https://argoproj.github.io/argo-helm",
+    "openbao": "https://openbao.github.io/openbao-helm",
+    "external-secrets": "https://charts.external-secrets.io",
+    "cloudnative-pg": "https://cloudnative-pg.github.io/charts",
+    "prometheus-operator-crds": "https://prometheus-community.github.io/helm-charts",
+    "kube-prometheus-stack": "https://prometheus-community.github.io/helm-charts",
+    "prometheus-postgres-exporter": "https://prometheus-community.github.io/helm-charts",
+    "prometheus-blackbox-exporter": "https://prometheus-community.github.io/helm-charts",
+    "loki": "https://grafana.github.io/helm-charts",
+    "promtail": "https://grafana.github.io/helm-charts",
+}
+
+# The Applications each variant must hold (the root aside).
+DEV_APPS = frozenset(
+    {
+        "argo-cd",
+        "openbao",
+        "external-secrets",
+        "prometheus-operator-crds",
+        "openbao-bootstrap",
+        "platform-secrets",
+        "postgres",
+        "kube-prometheus-stack",
+        "observability-manifests",
+        "loki",
+        "promtail",
+        "prometheus-postgres-exporter",
+        "prometheus-blackbox-exporter",
+        "student-api",
+    }
+)
+PROD_APPS = DEV_APPS | {"cloudnative-pg"}
+
+# Our own charts: the node roles their pods must land on are
+# tests/charts/hardening.py's NODE_ROLES; every other Application is a
+# platform component on dependent_services nodes.
+OWN_CHARTS = frozenset({"postgres", "student-api"})
+
+# Helm release names other manifests depend on: the bootstrap Job and the
+# stores reach http://openbao.openbao.svc, the OpenBao role binds the
+# service account student-api, the bootstrap script installed `argocd`.
+RELEASE_NAMES = {
+    "argo-cd": "argocd",
+    "openbao": "openbao",
+    "external-secrets": "external-secrets",
+    "postgres": "postgres",
+    "student-api": "student-api",
+}
+
+# Where each Application deploys.
+NAMESPACES = {
+    "argo-cd": "argocd",
+    "openbao": "openbao",
+    "openbao-bootstrap": "openbao",
+    "external-secrets": "external-secrets",
+    "cloudnative-pg": "cnpg-system",
+    "postgres": "database",
+    "student-api": "student-api",
+    "platform-secrets": "observability",
+    "prometheus-operator-crds": "observability",
+    "kube-prometheus-stack": "observability",
+    "observability-manifests": "observability",
+    "loki": "observability",
+    "promtail": "observability",
+    "prometheus-postgres-exporter": "observability",
+    "prometheus-blackbox-exporter": "observability",
+}
+
+# Applications whose CRDs exceed client-side apply's annotation limit.
+SERVER_SIDE_APPLY = frozenset(
+    {"argo-cd", "external-secrets", "prometheus-operator-crds", "kube-prometheus-stack", "cloudnative-pg"}
+)
+
+
+@dataclass(frozen=True)
+class Before:
+    """Application `first` must sync in an earlier wave than `then`."""
+
+    first: str
+    then: str
+    why: str
+
+
+# The ordering the platform needs. A pair whose two ends are not both in a
+# variant (cloudnative-pg is production only) is not checked there.
+WAVE_ORDER = (
+    # Argo CD before everything it reconciles.
+    *(Before("argo-cd", app, "Argo CD reconciles every other Application") for app in sorted(PROD_APPS - {"argo-cd"})),
+    # CRD providers before their users.
+    Before("external-secrets", "platform-secrets", "ClusterSecretStore and ExternalSecret CRDs"),
+    Before("external-secrets", "postgres", "the chart's ExternalSecrets"),
+    Before("external-secrets", "student-api", "the chart's ExternalSecret"),
+    Before("external-secrets", "observability-manifests", "the Alertmanager receiver's ExternalSecret"),
+    Before("prometheus-operator-crds", "kube-prometheus-stack", "ServiceMonitor and PrometheusRule CRDs"),
+    Before("prometheus-operator-crds", "observability-manifests", "PrometheusRule CRD"),
+    Before("prometheus-operator-crds", "loki", "ServiceMonitor CRD"),
+    Before("prometheus-operator-crds", "promtail", "ServiceMonitor CRD"),
+    Before("prometheus-operator-crds", "prometheus-postgres-exporter", "ServiceMonitor CRD"),
+    Before("prometheus-operator-crds", "prometheus-blackbox-exporter", "ServiceMonitor CRD"),
+    Before("prometheus-operator-crds", "postgres", "PodMonitor CRD (production)"),
+    Before("prometheus-operator-crds", "student-api", "ServiceMonitor CRD (production)"),
+    Before("cloudnative-pg", "postgres", "Cluster CRD (production)"),
+    # Stores before their users.
+    Before("openbao", "openbao-bootstrap", "the Job initialises and unseals OpenBao"),
+    Before("openbao-bootstrap", "platform-secrets", "the store logs in with the role the bootstrap creates"),
+    Before("platform-secrets", "postgres", "the database's credentials come through the store"),
+    Before("platform-secrets", "student-api", "the service's credentials come through the store"),
+    Before("platform-secrets", "kube-prometheus-stack", "Grafana mounts the admin Secret synced by platform-secrets"),
+    Before("platform-secrets", "observability-manifests", "the Alertmanager receiver's ExternalSecret"),
+    Before("platform-secrets", "prometheus-postgres-exporter", "the exporter's login Secret"),
+    # Nothing on the service's path waits for the alerting stack: Alertmanager
+    # mounts a Secret whose Slack URL an operator writes into OpenBao.
+    *(
+        Before(app, alerting, "the service's path must not wait for the alerting stack")
+        for app in ("postgres", "student-api")
+        for alerting in ("kube-prometheus-stack", "observability-manifests")
+    ),
+    # The database before its clients, the log store before its shipper.
+    Before("postgres", "student-api", "the service migrates and serves the database"),
+    Before("postgres", "prometheus-postgres-exporter", "the exporter logs in to the database"),
+    Before("loki", "promtail", "Promtail ships logs to Loki"),
+)
+
+
+# Applications that must share a wave: a later wave for one would wait for
+# the other forever, an earlier one would sync before what it needs.
+SAME_WAVE = (("kube-prometheus-stack", "observability-manifests", "Alertmanager mounts the Secret the manifests sync"),)
+
+
+# ------------------------------------------------------------------ loading
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Safe YAML with dates kept as strings, as Kubernetes reads them."""
+
+
+_Loader.add_constructor(
+    "tag:yaml.org,2002:timestamp",
+    lambda loader, node: str(loader.construct_scalar(node)),  # type: ignore[arg-type]
+)
+
+
+def load_documents(text: str) -> list[Any]:
+    return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
+
+
+def load_file(path: Path) -> list[Any]:
+    return load_documents(path.read_text(encoding="utf-8"))
+
+
+def kubectl() -> str:
+    """The kubectl of tests/manifests/requirements.txt, else one on PATH."""
+    venv = Path(os.environ.get("VENV_DIR") or REPO / ".venv") / "bin" / "kubectl"
+    if venv.is_file():
+        return str(venv)
+    found = shutil.which("kubectl")
+    if not found:
+        raise RuntimeError("kubectl not found: run tests/argocd/run.sh, which installs it into .venv")
+    return found
+
+
+def kustomize(directory: Path, components: list[str] | None = None) -> str:
+    """`kubectl kustomize` of a directory, with Kustomize components added the
+    way Argo CD adds an Application's kustomize.components (paths relative to
+    the directory)."""
+    if not components:
+        return _run([kubectl(), "kustomize", str(directory)])
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=SCRATCH) as tmp:
+        # Kustomize takes only relative paths from a kustomization.
+        rel = os.path.relpath(directory, tmp)
+        (Path(tmp) / "kustomization.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                    "kind": "Kustomization",
+                    "resources": [rel],
+                    "components": [f"{rel}/{c}" for c in components],
+                }
+            ),
+            encoding="utf-8",
+        )
+        return _run([kubectl(), "kustomize", tmp])
+
+
+def _run(command: list[str]) -> str:
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[1:])} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+@dataclass
+class Variant:
+    """One way of deploying the platform: its root and its Applications."""
+
+    name: str
+    root_file: Path
+    root: dict
+    apps: dict[str, dict]  # name -> Application
+    sources: dict[str, str]  # name -> where the Application was read from
+    projects: dict[str, dict]
+
+
+def _projects() -> dict[str, dict]:
+    projects = {}
+    for path in sorted(PROJECTS_DIR.glob("*.yaml")):
+        for doc in load_file(path):
+            projects[doc["metadata"]["name"]] = doc
+    return projects
+
+
+def app_files() -> list[Path]:
+    """The Application files of deploy/argocd/apps (its kustomization aside)."""
+    return sorted(p for p in APPS_DIR.glob("*.yaml") if p.name != "kustomization.yaml")
+
+
+def dev_variant() -> Variant:
+    apps, sources = {}, {}
+    for path in app_files():
+        for doc in load_file(path):
+            apps[doc["metadata"]["name"]] = doc
+            sources[doc["metadata"]["name"]] = str(path.relative_to(REPO))
+    root_file = ARGOCD_DIR / "root.yaml"
+    return Variant("dev", root_file, load_file(root_file)[0], apps, sources, _projects())
+
+
+def prod_variant() -> Variant:
+    apps, sources = {}, {}
+    where = f"kubectl kustomize {PROD_OVERLAY.relative_to(REPO)}"
+    for doc in load_documents(kustomize(PROD_OVERLAY)):
+        apps[doc["metadata"]["name"]] = doc
+        sources[doc["metadata"]["name"]] = where
+    root_file = ARGOCD_DIR / "root-prod.yaml"
+    return Variant("prod", root_file, load_file(root_file)[0], apps, sources, _projects())
+
+
+# ------------------------------------------------------------- app helpers
+def app_sources(app: dict) -> list[dict]:
+    spec = app.get("spec") or {}
+    if spec.get("sources"):
+        return list(spec["sources"])
+    return [spec["source"]] if spec.get("source") else []
+
+
+def wave(app: dict) -> int | None:
+    value = ((app.get("metadata") or {}).get("annotations") or {}).get(WAVE_ANNOTATION)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def value_refs(app: dict) -> dict[str, dict]:
+    """ref name -> the source that defines it (multi-source `ref:` entries)."""
+    return {s["ref"]: s for s in app_sources(app) if s.get("ref")}
+
+
+@dataclass(frozen=True)
+class ValuesFile:
+    """One entry of an Application's helm.valueFiles, resolved in this repository."""
+
+    app: str
+    entry: str  # as written, e.g. $values/deploy/... or values-dev.yaml
+    path: Path | None  # the file in this repository; None if not resolvable here
+    problem: str = ""
+
+
+def values_files(app: dict) -> list[ValuesFile]:
+    name = app["metadata"]["name"]
+    refs = value_refs(app)
+    files = []
+    for source in app_sources(app):
+        for entry in ((source.get("helm") or {}).get("valueFiles")) or []:
+            if entry.startswith("$"):
+                ref, _, rest = entry[1:].partition("/")
+                target = refs.get(ref)
+                if target is None:
+                    files.append(ValuesFile(name, entry, None, f"no source with ref: {ref}"))
+                elif target.get("repoURL") != GIT_REPO:
+                    files.append(ValuesFile(name, entry, None, f"ref {ref} is not this repository"))
+                else:
+                    files.append(ValuesFile(name, entry, REPO / (target.get("path") or "") / rest))
+            elif source.get("path") and source.get("repoURL") == GIT_REPO:
+                files.append(ValuesFile(name, entry, REPO / source["path"] / entry))
+            else:
+                files.append(ValuesFile(name, entry, None, "relative to a chart outside this repository"))
+    return files
+
+
+def merge_values(base: dict, overlay: dict) -> dict:
+    """Helm's merge of two values files (`-f a -f b`): maps merge key by key,
+    anything else in the later file replaces the earlier value."""
+    out = copy.deepcopy(base)
+    for key, value in (overlay or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_values(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def passed_values(app: dict) -> dict:
+    """The values an Application passes, its values files merged in order."""
+    merged: dict = {}
+    for vf in values_files(app):
+        if vf.path is None or not vf.path.is_file():
+            continue
+        merged = merge_values(merged, yaml.safe_load(vf.path.read_text(encoding="utf-8")) or {})
+    return merged
+
+
+def get_path(obj: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+# ------------------------------------------------------------------- rules
+def check_schema_shape(app: dict) -> list[str]:
+    """What the JSON schema cannot say: one way of giving sources, a name, a namespace."""
+    name = (app.get("metadata") or {}).get("name", "?")
+    spec = app.get("spec") or {}
+    findings = []
+    if bool(spec.get("source")) == bool(spec.get("sources")):
+        findings.append(f"{name}: set exactly one of spec.source and spec.sources")
+    if (app.get("metadata") or {}).get("namespace") != "argocd":
+        findings.append(f"{name}: metadata.namespace must be argocd, where Argo CD looks for Applications")
+    return findings
+
+
+def check_versions(app: dict) -> list[str]:
+    """Every upstream chart at an exact version from its official repository;
+    every Git source on this repository's main branch."""
+    name = app["metadata"]["name"]
+    findings = []
+    for i, source in enumerate(app_sources(app)):
+        where = f"{name}: sources[{i}]"
+        revision = source.get("targetRevision")
+        if source.get("chart"):
+            chart = source["chart"]
+            if not isinstance(revision, str) or not EXACT_SEMVER.match(revision):
+                findings.append(
+                    f"{where}: chart {chart} targetRevision {revision!r} is not an exact version (MAJOR.MINOR.PATCH)"
+                )
+            official = CHART_REPOS.get(chart)
+            if official is None:
+                findings.append(f"{where}: chart {chart} is not in CHART_REPOS (tests/argocd/gitops.py)")
+            elif source.get("repoURL") != official:
+                findings.append(f"{where}: chart {chart} from {source.get('repoURL')}, expected {official}")
+        elif source.get("repoURL") == GIT_REPO:
+            if revision != GIT_REVISION:
+                findings.append(f"{where}: this repository at {revision!r}, expected {GIT_REVISION!r}")
+        else:
+            findings.append(f"{where}: {source.get('repoURL')} is neither a pinned chart nor this repository")
+    return findings
+
+
+def check_sync_policy(app: dict, child: bool = True) -> list[str]:
+    """Automated sync with prune and selfHeal, retries with backoff, a wave,
+    CreateNamespace for children, server-side apply where CRDs are large."""
+    name = app["metadata"]["name"]
+    policy = (app.get("spec") or {}).get("syncPolicy") or {}
+    automated = policy.get("automated") or {}
+    findings = []
+    if automated.get("enabled") is False:
+        findings.append(f"{name}: syncPolicy.automated.enabled is false")
+    for key in ("prune", "selfHeal"):
+        if automated.get(key) is not True:
+            findings.append(f"{name}: syncPolicy.automated.{key} must be true")
+    retry = policy.get("retry") or {}
+    if not retry.get("limit") or not (retry.get("backoff") or {}).get("duration"):
+        findings.append(f"{name}: syncPolicy.retry needs a limit and a backoff")
+    if wave(app) is None:
+        findings.append(f"{name}: no integer {WAVE_ANNOTATION} annotation")
+    options = policy.get("syncOptions") or []
+    if child and "CreateNamespace=true" not in options:
+        findings.append(f"{name}: syncOptions lacks CreateNamespace=true")
+    if name in SERVER_SIDE_APPLY and "ServerSideApply=true" not in options:
+        findings.append(
+            f"{name}: syncOptions lacks ServerSideApply=true (its CRDs are too large for client-side apply)"
+        )
+    return findings
+
+
+def check_destination(app: dict) -> list[str]:
+    name = app["metadata"]["name"]
+    dest = (app.get("spec") or {}).get("destination") or {}
+    findings = []
+    if dest.get("server") != IN_CLUSTER:
+        findings.append(f"{name}: destination.server {dest.get('server')!r}, expected {IN_CLUSTER}")
+    want = NAMESPACES.get(name)
+    if want and dest.get("namespace") != want:
+        findings.append(f"{name}: destination.namespace {dest.get('namespace')!r}, expected {want}")
+    release = RELEASE_NAMES.get(name)
+    if release:
+        helm_sources = [s for s in app_sources(app) if s.get("helm") is not None]
+        got = {(s.get("helm") or {}).get("releaseName") or name for s in helm_sources}
+        if got != {release}:
+            findings.append(f"{name}: Helm release name {sorted(got)}, expected {release}")
+    return findings
+
+
+def check_waves(apps: dict[str, dict], order: tuple[Before, ...] = WAVE_ORDER) -> list[str]:
+    findings = []
+    for first, second, why in SAME_WAVE:
+        if first in apps and second in apps and wave(apps[first]) != wave(apps[second]):
+            findings.append(
+                f"{first} ({wave(apps[first])}) and {second} ({wave(apps[second])}) must share a wave: {why}"
+            )
+    for rule in order:
+        if rule.first not in apps or rule.then not in apps:
+            continue
+        a, b = wave(apps[rule.first]), wave(apps[rule.then])
+        if a is None or b is None:
+            continue  # reported by check_sync_policy
+        if not a < b:
+            findings.append(f"wave of {rule.first} ({a}) must be lower than that of {rule.then} ({b}): {rule.why}")
+    return findings
+
+
+def check_values_files_exist(app: dict) -> list[str]:
+    findings = []
+    for vf in values_files(app):
+        if vf.path is None:
+            findings.append(f"{vf.app}: valueFiles {vf.entry}: {vf.problem}")
+        elif not vf.path.is_file():
+            findings.append(f"{vf.app}: valueFiles {vf.entry}: {vf.path.relative_to(REPO)} does not exist")
+    return findings
+
+
+def check_paths_exist(app: dict) -> list[str]:
+    """Git sources point at existing directories, Kustomize components too."""
+    name = app["metadata"]["name"]
+    findings = []
+    for source in app_sources(app):
+        if source.get("repoURL") != GIT_REPO or source.get("ref"):
+            continue
+        path = source.get("path")
+        if not path or not (REPO / path).is_dir():
+            findings.append(f"{name}: source path {path!r} is not a directory of this repository")
+            continue
+        for component in ((source.get("kustomize") or {}).get("components")) or []:
+            if not (REPO / path / component / "kustomization.yaml").is_file():
+                findings.append(f"{name}: Kustomize component {path}/{component} does not exist")
+    return findings
+
+
+def check_project(app: dict, projects: dict[str, dict]) -> list[str]:
+    """The Application's project allows its sources and its destination."""
+    name = app["metadata"]["name"]
+    project_name = (app.get("spec") or {}).get("project")
+    if project_name == "default":
+        return []
+    project = projects.get(project_name)
+    if project is None:
+        return [f"{name}: project {project_name!r} is not defined in {PROJECTS_DIR.relative_to(REPO)}"]
+    spec = project.get("spec") or {}
+    findings = []
+    repos = set(spec.get("sourceRepos") or [])
+    for source in app_sources(app):
+        if source.get("repoURL") not in repos:
+            findings.append(f"{name}: project {project_name} does not allow source {source.get('repoURL')}")
+    dest = (app.get("spec") or {}).get("destination") or {}
+    allowed = {(d.get("server"), d.get("namespace")) for d in spec.get("destinations") or []}
+    if (dest.get("server"), dest.get("namespace")) not in allowed:
+        findings.append(f"{name}: project {project_name} does not allow destination namespace {dest.get('namespace')}")
+    return findings
+
+
+# -------------------------------------------------- node selectors by chart
+@dataclass(frozen=True)
+class Pods:
+    """Pods a chart runs while `enabled` holds, their node selector at `selector`.
+    They must land on dependent_services nodes."""
+
+    what: str
+    selector: tuple[str, ...]
+    enabled: Callable[[dict], bool] = lambda values: True
+
+
+@dataclass(frozen=True)
+class NodeAgent:
+    """A DaemonSet that collects from the node it runs on. With `must_reach`
+    None it collects from every node, so its node selector must not narrow
+    it to one node role; otherwise it may be narrowed, but only to the one
+    role in `must_reach` (where what it collects runs)."""
+
+    what: str
+    selector: tuple[str, ...]
+    enabled: Callable[[dict], bool] = lambda values: True
+    must_reach: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class StaysOff:
+    """Pods the chart can run that must stay disabled here (no node selector
+    of their own, or a per-node DaemonSet nothing needs)."""
+
+    what: str
+    enabled: Callable[[dict], bool]
+
+
+def switch(path: str, default: bool) -> Callable[[dict], bool]:
+    """Whether a chart's boolean switch at `path` is on; `default` when unset.
+    OpenBao's "-" means "follow global.enabled", which is on."""
+    keys = tuple(path.split("."))
+
+    def on(values: dict) -> bool:
+        value = get_path(values, keys)
+        if value is None or value == "-":
+            return default
+        return bool(value)
+
+    return on
+
+
+def both(*checks: Callable[[dict], bool]) -> Callable[[dict], bool]:
+    return lambda values: all(c(values) for c in checks)
+
+
+def _p(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
+
+
+# Where each chart keeps the node selector of each kind of pod, read from the
+# chart's values.yaml at the pinned version; `enabled` mirrors the chart's
+# default for components that are optional.
+NODE_SELECTORS: dict[str, tuple[Pods | NodeAgent | StaysOff, ...]] = {
+    # argo-helm charts/argo-cd: each component's nodeSelector, defaulting to
+    # global.nodeSelector.
+    "argo-cd": (
+        Pods("fallback of every component", _p("global.nodeSelector")),
+        Pods("application controller", _p("controller.nodeSelector")),
+        Pods("API server and UI", _p("server.nodeSelector")),
+        Pods("repo server", _p("repoServer.nodeSelector")),
+        Pods("Redis", _p("redis.nodeSelector"), switch("redis.enabled", True)),
+        Pods("Redis secret-init Job", _p("redisSecretInit.nodeSelector"), switch("redisSecretInit.enabled", True)),
+        Pods("ApplicationSet controller", _p("applicationSet.nodeSelector")),
+        Pods("notifications controller", _p("notifications.nodeSelector"), switch("notifications.enabled", True)),
+        Pods("Dex", _p("dex.nodeSelector"), switch("dex.enabled", True)),
+        Pods("commit server", _p("commitServer.nodeSelector"), switch("commitServer.enabled", False)),
+        StaysOff("Redis HA subchart", switch("redis-ha.enabled", False)),
+    ),
+    # openbao-helm charts/openbao.
+    "openbao": (
+        Pods("server StatefulSet", _p("server.nodeSelector"), switch("server.enabled", True)),
+        Pods("agent injector", _p("injector.nodeSelector"), switch("injector.enabled", True)),
+        StaysOff("CSI provider DaemonSet", switch("csi.enabled", False)),
+        StaysOff("snapshot agent CronJob (no node selector value)", switch("snapshotAgent.enabled", False)),
+    ),
+    # external-secrets deploy/charts/external-secrets.
+    "external-secrets": (
+        Pods("fallback of every component", _p("global.nodeSelector")),
+        Pods("operator", _p("nodeSelector"), switch("createOperator", True)),
+        Pods("webhook", _p("webhook.nodeSelector"), switch("webhook.create", True)),
+        Pods("cert controller", _p("certController.nodeSelector"), switch("certController.create", True)),
+        StaysOff("Bitwarden SDK server subchart", switch("bitwarden-sdk-server.enabled", False)),
+    ),
+    # cloudnative-pg charts/cloudnative-pg.
+    "cloudnative-pg": (Pods("operator", _p("nodeSelector")),),
+    # A chart of CRDs only.
+    "prometheus-operator-crds": (),
+    # prometheus-community charts/kube-prometheus-stack and its subcharts.
+    "kube-prometheus-stack": (
+        Pods("Prometheus Operator", _p("prometheusOperator.nodeSelector"), switch("prometheusOperator.enabled", True)),
+        Pods(
+            "admission webhook patch Jobs",
+            _p("prometheusOperator.admissionWebhooks.patch.nodeSelector"),
+            both(
+                switch("prometheusOperator.enabled", True),
+                switch("prometheusOperator.admissionWebhooks.enabled", True),
+                switch("prometheusOperator.admissionWebhooks.patch.enabled", True),
+            ),
+        ),
+        Pods(
+            "admission webhook Deployment",
+            _p("prometheusOperator.admissionWebhooks.deployment.nodeSelector"),
+            both(
+                switch("prometheusOperator.enabled", True),
+                switch("prometheusOperator.admissionWebhooks.deployment.enabled", False),
+            ),
+        ),
+        Pods("Prometheus", _p("prometheus.prometheusSpec.nodeSelector"), switch("prometheus.enabled", True)),
+        Pods("Alertmanager", _p("alertmanager.alertmanagerSpec.nodeSelector"), switch("alertmanager.enabled", True)),
+        Pods("Grafana", _p("grafana.nodeSelector"), switch("grafana.enabled", True)),
+        Pods("kube-state-metrics", _p("kube-state-metrics.nodeSelector"), switch("kubeStateMetrics.enabled", True)),
+        Pods("Thanos Ruler", _p("thanosRuler.thanosRulerSpec.nodeSelector"), switch("thanosRuler.enabled", False)),
+        Pods("CRD upgrade Job", _p("crds.upgradeJob.nodeSelector"), switch("crds.upgradeJob.enabled", False)),
+        NodeAgent(
+            "node-exporter DaemonSet",
+            _p("prometheus-node-exporter.nodeSelector"),
+            switch("nodeExporter.enabled", True),
+        ),
+    ),
+    # grafana/loki production/helm/loki (single binary; the scalable targets
+    # are checked whenever they are given replicas).
+    "loki": (),  # filled in below
+    # grafana/helm-charts charts/promtail: a DaemonSet reading the log files of
+    # its node. Ours ships only the namespace student-api, whose pods run on
+    # application nodes (tests/charts/hardening.py NODE_ROLES), so it may be
+    # narrowed to those, and to nothing else.
+    "promtail": (NodeAgent("Promtail DaemonSet", _p("nodeSelector"), must_reach=frozenset({"application"})),),
+    "prometheus-postgres-exporter": (Pods("exporter", _p("nodeSelector")),),
+    "prometheus-blackbox-exporter": (Pods("exporter", _p("nodeSelector")),),
+}
+
+
+def _replicas(path: str, default: int) -> Callable[[dict], bool]:
+    keys = _p(path)
+
+    def on(values: dict) -> bool:
+        value = get_path(values, keys)
+        return (default if value is None else int(value)) > 0
+
+    return on
+
+
+def _loki_mode(*modes: str) -> Callable[[dict], bool]:
+    return lambda values: (get_path(values, ("deploymentMode",)) or "SimpleScalable") in modes
+
+
+NODE_SELECTORS["loki"] = (
+    Pods(
+        "single binary",
+        _p("singleBinary.nodeSelector"),
+        both(_loki_mode("SingleBinary", "SingleBinary<->SimpleScalable"), _replicas("singleBinary.replicas", 0)),
+    ),
+    *(
+        Pods(
+            f"{target} target",
+            _p(f"{target}.nodeSelector"),
+            both(_loki_mode("SimpleScalable", "SimpleScalable<->Distributed"), _replicas(f"{target}.replicas", 3)),
+        )
+        for target in ("write", "read", "backend")
+    ),
+    Pods("gateway", _p("gateway.nodeSelector"), switch("gateway.enabled", True)),
+    Pods("chunks cache", _p("chunksCache.nodeSelector"), switch("chunksCache.enabled", True)),
+    Pods("results cache", _p("resultsCache.nodeSelector"), switch("resultsCache.enabled", True)),
+    Pods("MinIO subchart", _p("minio.nodeSelector"), switch("minio.enabled", False)),
+    NodeAgent("Loki canary DaemonSet", _p("lokiCanary.nodeSelector"), switch("lokiCanary.enabled", True)),
+)
+
+
+def chart_of(app: dict) -> str | None:
+    for source in app_sources(app):
+        if source.get("chart"):
+            return str(source["chart"])
+    return None
+
+
+def check_node_selectors(app_name: str, chart: str, values: dict) -> list[str]:
+    """The values an Application passes keep every pod of its chart on
+    dependent_services nodes (node agents on every node)."""
+    if chart not in NODE_SELECTORS:
+        return [f"{app_name}: no node-selector table for chart {chart} in tests/argocd/gitops.py"]
+    findings = []
+    for entry in NODE_SELECTORS[chart]:
+        if not entry.enabled(values):
+            continue
+        if isinstance(entry, StaysOff):
+            findings.append(f"{app_name}: {entry.what} must stay disabled")
+            continue
+        where = ".".join(entry.selector)
+        selector = get_path(values, entry.selector)
+        if isinstance(entry, NodeAgent):
+            if isinstance(selector, dict) and NODE_ROLE_LABEL in selector:
+                role = selector[NODE_ROLE_LABEL]
+                if entry.must_reach is None:
+                    findings.append(
+                        f"{app_name}: {entry.what}: {where} narrows it to {NODE_ROLE_LABEL}={role}; "
+                        "a node agent that collects from every node must run on every node"
+                    )
+                elif {role} != entry.must_reach:
+                    findings.append(
+                        f"{app_name}: {entry.what}: {where} narrows it to {NODE_ROLE_LABEL}={role}, "
+                        f"but what it collects runs on {sorted(entry.must_reach)}"
+                    )
+            continue
+        if not isinstance(selector, dict) or selector.get(NODE_ROLE_LABEL) != PLATFORM_ROLE:
+            got = "not set" if selector is None else f"is {selector!r}"
+            findings.append(f"{app_name}: {entry.what}: {where} {got}, expected {{{NODE_ROLE_LABEL}: {PLATFORM_ROLE}}}")
+    return findings
+
+
+# ------------------------------------------------ rendered Kustomize apps
+def kustomize_app(app: dict) -> list[Any]:
+    """The documents of a Kustomize Application of this repository, rendered
+    as Argo CD would (with its kustomize.components)."""
+    source = app_sources(app)[0]
+    components = list(((source.get("kustomize") or {}).get("components")) or [])
+    return load_documents(kustomize(REPO / source["path"], components))
+
+
+def is_kustomize_app(app: dict) -> bool:
+    sources = app_sources(app)
+    return (
+        len(sources) == 1
+        and sources[0].get("repoURL") == GIT_REPO
+        and (REPO / str(sources[0].get("path") or "-") / "kustomization.yaml").is_file()
+    )
+
+
+def is_own_chart_app(app: dict) -> bool:
+    sources = app_sources(app)
+    return (
+        len(sources) == 1
+        and sources[0].get("repoURL") == GIT_REPO
+        and (REPO / str(sources[0].get("path") or "-") / "Chart.yaml").is_file()
+    )

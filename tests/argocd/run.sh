@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Offline checks of the GitOps app-of-apps (deploy/argocd), in one command:
+#   1. shellcheck of the bootstrap script and of this one;
+#   2. yamllint --strict over deploy/argocd with the repository's settings;
+#   3. pytest tests/argocd: every Application of both variants (dev: root.yaml
+#      and deploy/argocd/apps; prod: root-prod.yaml and the overlay
+#      deploy/argocd/apps-prod) against the strict schemas and the
+#      check-jsonschema CLI, pinned chart versions, sync policy and waves,
+#      values files, node selectors, and our charts rendered with exactly the
+#      values the Applications pass (real Helm SDK).
+# It installs what it needs (tests/manifests/requirements.txt and
+# tests/charts/requirements.txt) into .venv/ and talks to no cluster and no
+# chart repository.
+#
+# Usage: tests/argocd/run.sh [pytest arguments]
+set -euo pipefail
+
+LOG_PREFIX="argocd"
+# shellcheck source-path=SCRIPTDIR/../../scripts/lib
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/tools.sh"
+
+cd "$REPO_ROOT"
+
+REQUIREMENTS=(tests/manifests/requirements.txt tests/charts/requirements.txt)
+PY="$VENV_DIR/bin/python"
+# Nothing here may leave __pycache__ directories in the work tree.
+export PYTHONDONTWRITEBYTECODE=1
+
+# install_requirements: pip install -r both files, skipped while unchanged.
+install_requirements() {
+    local stamp="$VENV_DIR/.student-api-argocd" want args=() file
+    want="$(cat "${REQUIREMENTS[@]}" | sha256sum | cut -d' ' -f1)"
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && "$PY" -c '' >/dev/null 2>&1; then
+        return 0
+    fi
+    log "installing ${REQUIREMENTS[*]} into .venv"
+    if ! "$PY" -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)' >/dev/null 2>&1; then
+        _tools_make_venv
+    fi
+    for file in "${REQUIREMENTS[@]}"; do args+=(-r "$file"); done
+    _tools_run_logged "$VENV_DIR/pip-install-argocd.log" "$PY" -m pip install \
+        --disable-pip-version-check --no-input "${args[@]}" \
+        || die "pip install failed (log: $VENV_DIR/pip-install-argocd.log)"
+    printf '%s\n' "$want" >"$stamp"
+}
+
+t0=$SECONDS
+install_requirements
+tools_shellcheck
+
+header "shellcheck"
+shellcheck -x deploy/argocd/install/bootstrap.sh tests/argocd/run.sh
+log "shellcheck: clean"
+
+header "yamllint deploy/argocd"
+"$VENV_DIR/bin/yamllint" --strict -c .yamllint.yaml deploy/argocd/
+log "yamllint: clean"
+
+header "app-of-apps tests"
+mkdir -p .tmp/argocd
+on_exit rm -rf "$REPO_ROOT/.tmp/argocd"
+"$PY" -m pytest -q -p no:cacheprovider tests/argocd "$@"
+
+log "all app-of-apps checks passed in $((SECONDS - t0))s"

@@ -1,0 +1,564 @@
+"""The app-of-apps in deploy/argocd holds, in both variants (dev and prod).
+
+Each test names the variant and the Application it judges
+(e.g. `[prod-postgres]`). The rules are gitops.py's; the negative tests at
+the end feed them broken copies and expect the finding, so a rule that
+stopped catching anything fails here too.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import pytest
+import yaml
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent / "charts"), str(HERE.parent / "manifests")]
+
+import gitops  # noqa: E402
+import hardening  # noqa: E402  (tests/charts: the node roles of our charts)
+import render  # noqa: E402  (tests/charts: Helm SDK helpers)
+import validate  # noqa: E402  (tests/manifests: strict schemas)
+from workloads import clusters, workloads  # noqa: E402
+
+VARIANTS = ("dev", "prod")
+SCHEMA_DIR = HERE.parent / "schemas"
+
+
+@functools.lru_cache(maxsize=None)
+def variant(name: str) -> gitops.Variant:
+    return gitops.dev_variant() if name == "dev" else gitops.prod_variant()
+
+
+def app_ids() -> list[tuple[str, str]]:
+    """(variant, Application) pairs, read once at collection."""
+    pairs = []
+    for name in VARIANTS:
+        pairs.extend((name, app) for app in sorted(variant(name).apps))
+    return pairs
+
+
+APP_IDS = app_ids()
+APP_PARAMS = [pytest.param(v, a, id=f"{v}-{a}") for v, a in APP_IDS]
+
+
+def fail_with(findings: list[str], what: str = "") -> None:
+    if findings:
+        head = f"{what}: " if what else ""
+        pytest.fail(f"{head}{len(findings)} finding(s):\n  " + "\n  ".join(findings), pytrace=False)
+
+
+def app(variant_name: str, name: str) -> dict:
+    return variant(variant_name).apps[name]
+
+
+# ------------------------------------------------------------ structure
+@pytest.mark.parametrize("name", VARIANTS)
+def test_each_variant_holds_exactly_the_platform_components(name):
+    want = gitops.DEV_APPS if name == "dev" else gitops.PROD_APPS
+    got = set(variant(name).apps)
+    assert got == want, f"missing {sorted(want - got)}, unexpected {sorted(got - want)}"
+
+
+def test_the_production_base_lists_every_application_file():
+    listed = yaml.safe_load((gitops.APPS_DIR / "kustomization.yaml").read_text())["resources"]
+    files = [p.name for p in gitops.app_files()]
+    assert sorted(listed) == files, "deploy/argocd/apps/kustomization.yaml must list every Application file"
+
+
+def test_every_application_file_holds_one_application():
+    findings = []
+    for path in gitops.app_files() + [gitops.ARGOCD_DIR / "root.yaml", gitops.ARGOCD_DIR / "root-prod.yaml"]:
+        docs = gitops.load_file(path)
+        if len(docs) != 1 or docs[0].get("kind") != "Application":
+            findings.append(f"{path.relative_to(gitops.REPO)}: expected one Application, found {len(docs)} document(s)")
+    fail_with(findings)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_the_root_reads_the_apps_and_the_project_and_syncs_itself(name):
+    root = variant(name).root
+    sources = gitops.app_sources(root)
+    paths = [s.get("path") for s in sources]
+    want = "deploy/argocd/apps" if name == "dev" else "deploy/argocd/apps-prod"
+    assert paths == [want, "deploy/argocd/projects"], paths
+    if name == "dev":
+        assert sources[0].get("directory", {}).get("recurse") is False, "the root reads deploy/argocd/apps flat"
+        assert sources[0]["directory"].get("exclude") == "kustomization.yaml"
+    fail_with(
+        gitops.check_sync_policy(root, child=False)
+        + gitops.check_versions(root)
+        + gitops.check_paths_exist(root)
+        + gitops.check_schema_shape(root)
+    )
+    assert root["spec"]["destination"] == {"server": gitops.IN_CLUSTER, "namespace": "argocd"}
+
+
+# ---------------------------------------------------------------- schema
+@functools.lru_cache(maxsize=None)
+def validator() -> validate.Validator:
+    return validate.Validator()
+
+
+def _all_documents() -> list[tuple[str, dict]]:
+    """(where, document) for every Application and AppProject of both variants."""
+    docs = []
+    for name in VARIANTS:
+        v = variant(name)
+        docs.append((str(v.root_file.relative_to(gitops.REPO)), v.root))
+        docs.extend((f"{v.sources[a]} ({a})", v.apps[a]) for a in sorted(v.apps))
+    for path in sorted(gitops.PROJECTS_DIR.glob("*.yaml")):
+        docs.extend((str(path.relative_to(gitops.REPO)), d) for d in gitops.load_file(path))
+    return docs
+
+
+def test_every_document_validates_against_the_strict_schemas():
+    findings = []
+    for where, doc in _all_documents():
+        schema = validator().schema_name(doc.get("apiVersion"), doc.get("kind"))
+        if schema is None or not schema.endswith(".json"):
+            findings.append(f"{where}: {doc.get('kind')} has no vendored schema")
+        findings.extend(f"{where}: {validate._format_path(p)}: {m}" for p, m in validator().check(doc))
+    fail_with(findings)
+
+
+def test_every_document_validates_with_the_check_jsonschema_cli(tmp_path):
+    """The same documents through the CLI the schemas document, one document
+    per file: the files as written where a file holds one document, the
+    production overlay's render split into one file per Application."""
+    cli = Path(sys.executable).parent / "check-jsonschema"
+    if not cli.is_file():
+        pytest.fail("check-jsonschema not installed: run tests/argocd/run.sh", pytrace=False)
+    files: list[tuple[str, Path]] = []  # (kind, file)
+    written = [*gitops.app_files(), *(gitops.ARGOCD_DIR / r for r in ("root.yaml", "root-prod.yaml"))]
+    written += sorted(gitops.PROJECTS_DIR.glob("*.yaml")) + sorted(gitops.PROD_OVERLAY.glob("*.yaml"))
+    for path in written:
+        if path.name == "kustomization.yaml":
+            continue
+        docs = gitops.load_file(path)
+        assert len(docs) == 1, f"{path}: one document per file"
+        files.append((docs[0]["kind"], path))
+    for name, doc in sorted(variant("prod").apps.items()):
+        path = tmp_path / f"prod-{name}.yaml"
+        path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+        files.append((doc["kind"], path))
+    by_schema: dict[str, list[str]] = {}
+    for kind, path in files:
+        by_schema.setdefault(f"{kind.lower()}-argoproj-v1alpha1.json", []).append(str(path))
+    assert set(by_schema) == {"application-argoproj-v1alpha1.json", "appproject-argoproj-v1alpha1.json"}
+    for schema, paths in sorted(by_schema.items()):
+        result = subprocess.run(
+            [str(cli), "--schemafile", str(SCHEMA_DIR / schema), *paths],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, f"check-jsonschema {schema}:\n{result.stdout}{result.stderr}"
+
+
+@pytest.mark.parametrize("variant_name,name", APP_PARAMS)
+def test_every_application_is_well_formed(variant_name, name):
+    fail_with(gitops.check_schema_shape(app(variant_name, name)))
+
+
+# -------------------------------------------------------------- versions
+@pytest.mark.parametrize("variant_name,name", APP_PARAMS)
+def test_every_chart_is_pinned_to_an_exact_version_from_its_official_repository(variant_name, name):
+    fail_with(gitops.check_versions(app(variant_name, name)))
+
+
+def test_the_bootstrap_script_installs_the_version_argo_cd_then_manages():
+    script = (gitops.ARGOCD_DIR / "install" / "bootstrap.sh").read_text(encoding="utf-8")
+    source = gitops.app_sources(app("dev", "argo-cd"))[0]
+    for line in (
+        f'ARGOCD_CHART_VERSION="{source["targetRevision"]}"',
+        f'ARGOCD_CHART_REPO="{source["repoURL"]}"',
+        f'ARGOCD_CHART="{source["chart"]}"',
+        f'ARGOCD_RELEASE="{source["helm"]["releaseName"]}"',
+        'VALUES="$REPO_ROOT/deploy/argocd/values/argo-cd.yaml"',
+    ):
+        assert line in script, f"deploy/argocd/install/bootstrap.sh must set {line}"
+    readme = (gitops.ARGOCD_DIR / "README.md").read_text(encoding="utf-8")
+    assert f"--version {source['targetRevision']} " in readme, "deploy/argocd/README.md shows another Argo CD version"
+
+
+# ------------------------------------------------------------------ sync
+@pytest.mark.parametrize("variant_name,name", APP_PARAMS)
+def test_every_application_syncs_itself_with_prune_self_heal_retries_and_a_wave(variant_name, name):
+    fail_with(gitops.check_sync_policy(app(variant_name, name)))
+
+
+@pytest.mark.parametrize("variant_name,name", APP_PARAMS)
+def test_every_application_deploys_where_the_platform_expects_it(variant_name, name):
+    fail_with(gitops.check_destination(app(variant_name, name)))
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_waves_put_crds_and_stores_before_their_users_and_the_database_before_the_service(name):
+    fail_with(gitops.check_waves(variant(name).apps), f"{name} waves")
+
+
+@pytest.mark.parametrize("variant_name,name", APP_PARAMS)
+def test_every_application_stays_within_its_project(variant_name, name):
+    fail_with(gitops.check_project(app(variant_name, name), variant(variant_name).projects))
+
+
+def test_the_project_comes_before_every_application():
+    for project in variant("dev").projects.values():
+        assert gitops.wave(project) is not None and gitops.wave(project) < min(
+            gitops.wave(a) for v in VARIANTS for a in variant(v).apps.values()
+        ), f"AppProject {project['metadata']['name']} must be in an earlier wave than every Application"
+
+
+# ----------------------------------------------------- files referenced
+def test_every_values_file_referenced_exists():
+    """Fails with the full list of missing files (observability values are
+    written beside this work; by the time the suite runs they exist)."""
+    findings = sorted(
+        {f for v in VARIANTS for _, a in sorted(variant(v).apps.items()) for f in gitops.check_values_files_exist(a)}
+    )
+    fail_with(findings, "values files referenced by an Application but missing")
+
+
+@pytest.mark.parametrize("variant_name,name", APP_PARAMS)
+def test_every_source_path_and_component_exists(variant_name, name):
+    fail_with(gitops.check_paths_exist(app(variant_name, name)))
+
+
+@pytest.mark.parametrize("variant_name", VARIANTS)
+def test_every_observability_prod_values_file_is_passed_in_production(variant_name):
+    """A values-prod.yaml beside an observability component's values.yaml is
+    passed by the production variant, after values.yaml, and not in dev."""
+    findings = []
+    for component_dir in sorted((gitops.REPO / "deploy" / "observability").glob("*/")):
+        prod_file = component_dir / "values-prod.yaml"
+        if not prod_file.is_file() or component_dir.name not in variant(variant_name).apps:
+            continue
+        paths = [vf.path for vf in gitops.values_files(app(variant_name, component_dir.name))]
+        if variant_name == "prod" and paths[-1:] != [prod_file]:
+            findings.append(f"{component_dir.name}: production must pass {prod_file.relative_to(gitops.REPO)} last")
+        if variant_name == "dev" and prod_file in paths:
+            findings.append(f"{component_dir.name}: development must not pass {prod_file.relative_to(gitops.REPO)}")
+    fail_with(findings)
+
+
+# -------------------------------------------------------- node selectors
+PLATFORM_CHART_PARAMS = [
+    pytest.param(v, a, id=f"{v}-{a}") for v, a in APP_IDS if gitops.chart_of(variant(v).apps[a]) is not None
+]
+
+
+@pytest.mark.parametrize("variant_name,name", PLATFORM_CHART_PARAMS)
+def test_every_upstream_chart_keeps_its_pods_on_dependent_services_nodes(variant_name, name):
+    application = app(variant_name, name)
+    missing = [f.entry for f in gitops.values_files(application) if f.path is None or not f.path.is_file()]
+    if missing:
+        pytest.skip(f"values file(s) missing, reported by test_every_values_file_referenced_exists: {missing}")
+    chart = gitops.chart_of(application)
+    fail_with(gitops.check_node_selectors(name, chart, gitops.passed_values(application)))
+
+
+KUSTOMIZE_PARAMS = [
+    pytest.param(v, a, id=f"{v}-{a}") for v, a in APP_IDS if gitops.is_kustomize_app(variant(v).apps[a])
+]
+
+
+@functools.lru_cache(maxsize=None)
+def kustomize_render(variant_name: str, name: str) -> list[Any]:
+    return gitops.kustomize_app(app(variant_name, name))
+
+
+def _role_of(node_selector: Any, node_affinity: Any) -> set[str] | None:
+    """The node roles a pod may land on: its nodeSelector `type`, or the union
+    of its required nodeAffinity terms when each restricts `type` with In.
+    None when nothing pins it."""
+    label = gitops.NODE_ROLE_LABEL
+    if isinstance(node_selector, dict) and label in node_selector:
+        return {node_selector[label]}
+    terms = gitops.get_path(
+        node_affinity or {}, ("requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms")
+    )
+    if not terms:
+        return None
+    roles: set[str] = set()
+    for term in terms:
+        values = [
+            e.get("values") or []
+            for e in (term or {}).get("matchExpressions") or []
+            if e.get("key") == label and e.get("operator") == "In"
+        ]
+        if not values:
+            return None  # this alternative lets the pod anywhere
+        roles |= set(values[0])
+    return roles
+
+
+def pinning_findings(docs: list[Any], roles: frozenset[str], jobs: frozenset[str]) -> list[str]:
+    """Every pod template (and CloudNativePG Cluster) may only land on `roles`
+    (`jobs` for Jobs, CronJobs and hooks), by nodeSelector or required
+    nodeAffinity on the label `type`."""
+    findings = []
+    for w in workloads(docs):
+        allowed = jobs if w.is_job else roles
+        got = _role_of(w.pod_spec.get("nodeSelector"), gitops.get_path(w.pod_spec, ("affinity", "nodeAffinity")))
+        if got is None or not got <= allowed:
+            findings.append(
+                f"{w.name}: {w.pod_path}: may land on {sorted(got) if got else 'any node'}, expected {sorted(allowed)}"
+            )
+    for cluster in clusters(docs):
+        affinity = (cluster.get("spec") or {}).get("affinity") or {}
+        got = _role_of(affinity.get("nodeSelector"), affinity.get("nodeAffinity"))
+        if got is None or not got <= roles:
+            where = sorted(got) if got else "any node"
+            findings.append(f"Cluster {cluster['metadata']['name']}: spec.affinity: may land on {where}")
+    return findings
+
+
+PLATFORM_ONLY = frozenset({gitops.PLATFORM_ROLE})
+
+
+@pytest.mark.parametrize("variant_name,name", KUSTOMIZE_PARAMS)
+def test_every_kustomize_application_renders_validates_and_pins_its_pods_to_dependent_services(
+    variant_name, name
+):
+    docs = kustomize_render(variant_name, name)
+    assert docs, f"{name}: kustomize rendered no document"
+    invalid = [
+        f"{d.get('kind')} {d.get('metadata', {}).get('name')}: {validate._format_path(p)}: {m}"
+        for d in docs
+        for p, m in validator().check(d)
+    ]
+    fail_with(invalid + pinning_findings(docs, PLATFORM_ONLY, PLATFORM_ONLY))
+
+
+# ----------------------------------------------------------- own charts
+OWN_PARAMS = [pytest.param(v, a, id=f"{v}-{a}") for v, a in APP_IDS if a in gitops.OWN_CHARTS]
+
+
+@functools.lru_cache(maxsize=None)
+def chart_render(variant_name: str, name: str) -> list[Any]:
+    """The chart rendered with exactly the valueFiles, release name and
+    namespace the Application gives Argo CD, by the real Helm SDK."""
+    application = app(variant_name, name)
+    assert gitops.is_own_chart_app(application), f"{name} is not a chart of this repository"
+    source = gitops.app_sources(application)[0]
+    values: dict = {}
+    for vf in gitops.values_files(application):
+        assert vf.path is not None and vf.path.is_file(), f"{name}: {vf.entry} missing"
+        values = gitops.merge_values(values, helm.values_from_yaml(vf.path.read_text(encoding="utf-8")) or {})
+    release = (source.get("helm") or {}).get("releaseName") or name
+    namespace = application["spec"]["destination"]["namespace"]
+    try:
+        with helm.Chart.load(gitops.REPO / source["path"]) as chart:
+            chart.validate_schema(values)
+            manifests = chart.render(values, name=release, namespace=namespace, is_install=True)
+    except helm.HelmError as error:
+        pytest.fail(f"{name}: helm render failed: {error}", pytrace=False)
+    docs = []
+    for template in sorted(manifests):
+        if template.rsplit("/", 1)[-1] in render.NOT_MANIFESTS:
+            continue
+        docs.extend(d.obj for d in render.split_documents(template, manifests[template]))
+    return docs
+
+
+@pytest.mark.parametrize("variant_name,name", OWN_PARAMS)
+def test_our_charts_render_with_the_values_the_application_passes(variant_name, name):
+    docs = chart_render(variant_name, name)
+    assert any(True for _ in workloads(docs)) or any(True for _ in clusters(docs)), f"{name}: no workload rendered"
+    findings = [
+        f"{d.get('kind')} {d.get('metadata', {}).get('name')}: {validate._format_path(p)}: {m}"
+        for d in docs
+        for p, m in validator().check(d)
+    ]
+    fail_with(findings)
+
+
+@pytest.mark.parametrize("variant_name,name", OWN_PARAMS)
+def test_our_charts_land_on_database_and_application_nodes(variant_name, name):
+    docs = chart_render(variant_name, name)
+    roles = hardening.NODE_ROLES[name]
+    fail_with(pinning_findings(docs, roles.workloads, roles.jobs) + hardening.check_node_pinning(docs, name))
+    expected = {"postgres": "database", "student-api": "application"}[name]
+    assert roles.workloads == frozenset({expected})
+
+
+# ------------------------------------------------- the checks catch breakage
+def mutated(variant_name: str, name: str) -> dict:
+    return copy.deepcopy(app(variant_name, name))
+
+
+@pytest.mark.parametrize("revision", ["*", "HEAD", "main", ">=0.29.0", "~0.29", "0.29", "v0.29.3", "0.29.3-rc.1", None])
+def test_a_floating_chart_version_is_caught(revision):
+    broken = mutated("dev", "openbao")
+    broken["spec"]["sources"][0]["targetRevision"] = revision
+    assert any("not an exact version" in f for f in gitops.check_versions(broken))
+
+
+def test_a_chart_from_an_unofficial_repository_is_caught():
+    broken = mutated("dev", "loki")
+    broken["spec"]["sources"][0]["repoURL"] = "https://charts.example.org"
+    assert any("expected https://grafana.github.io/helm-charts" in f for f in gitops.check_versions(broken))
+
+
+def test_a_git_source_off_main_is_caught():
+    broken = mutated("dev", "postgres")
+    broken["spec"]["source"]["targetRevision"] = "HEAD"
+    assert any("expected 'main'" in f for f in gitops.check_versions(broken))
+
+
+@pytest.mark.parametrize("key", ["prune", "selfHeal"])
+def test_an_application_without_prune_or_self_heal_is_caught(key):
+    broken = mutated("prod", "student-api")
+    del broken["spec"]["syncPolicy"]["automated"][key]
+    assert any(key in f for f in gitops.check_sync_policy(broken))
+
+
+def test_an_application_without_a_wave_is_caught():
+    broken = mutated("dev", "promtail")
+    del broken["metadata"]["annotations"][gitops.WAVE_ANNOTATION]
+    assert any("sync-wave" in f for f in gitops.check_sync_policy(broken))
+
+
+def test_large_crds_without_server_side_apply_are_caught():
+    broken = mutated("dev", "external-secrets")
+    broken["spec"]["syncPolicy"]["syncOptions"].remove("ServerSideApply=true")
+    assert any("ServerSideApply" in f for f in gitops.check_sync_policy(broken))
+
+
+@pytest.mark.parametrize(
+    "first,then",
+    [
+        ("postgres", "student-api"),
+        ("openbao", "openbao-bootstrap"),
+        ("openbao-bootstrap", "platform-secrets"),
+        ("external-secrets", "platform-secrets"),
+        ("prometheus-operator-crds", "observability-manifests"),
+        ("platform-secrets", "kube-prometheus-stack"),
+        ("student-api", "observability-manifests"),
+    ],
+)
+def test_a_wrong_wave_order_is_caught(first, then):
+    apps = copy.deepcopy(variant("dev").apps)
+    a = apps[first]["metadata"]["annotations"]
+    b = apps[then]["metadata"]["annotations"]
+    a[gitops.WAVE_ANNOTATION], b[gitops.WAVE_ANNOTATION] = b[gitops.WAVE_ANNOTATION], a[gitops.WAVE_ANNOTATION]
+    assert any(f"wave of {first}" in f and f"that of {then}" in f for f in gitops.check_waves(apps))
+    # Equal waves are not an order either.
+    apps[first]["metadata"]["annotations"][gitops.WAVE_ANNOTATION] = b[gitops.WAVE_ANNOTATION]
+    assert any(f"wave of {first}" in f for f in gitops.check_waves(apps))
+
+
+def test_split_waves_of_alertmanager_and_its_secret_are_caught():
+    apps = copy.deepcopy(variant("dev").apps)
+    apps["observability-manifests"]["metadata"]["annotations"][gitops.WAVE_ANNOTATION] = "4"
+    assert any("must share a wave" in f for f in gitops.check_waves(apps))
+
+
+def test_a_missing_values_file_is_caught():
+    broken = mutated("dev", "openbao")
+    broken["spec"]["sources"][0]["helm"]["valueFiles"].append("$values/deploy/argocd/values/nope.yaml")
+    assert any("deploy/argocd/values/nope.yaml does not exist" in f for f in gitops.check_values_files_exist(broken))
+    broken["spec"]["sources"][0]["helm"]["valueFiles"] = ["$other/values.yaml"]
+    assert any("no source with ref: other" in f for f in gitops.check_values_files_exist(broken))
+
+
+def test_a_missing_kustomize_component_is_caught():
+    broken = mutated("prod", "platform-secrets")
+    broken["spec"]["source"]["kustomize"]["components"] = ["no-such-component"]
+    assert any("no-such-component does not exist" in f for f in gitops.check_paths_exist(broken))
+
+
+@pytest.mark.parametrize(
+    "chart,path",
+    [
+        ("openbao", "server.nodeSelector"),
+        ("external-secrets", "certController.nodeSelector"),
+        ("external-secrets", "webhook.nodeSelector"),
+        ("argo-cd", "repoServer.nodeSelector"),
+        ("argo-cd", "redisSecretInit.nodeSelector"),
+    ],
+)
+def test_a_missing_node_selector_is_caught(chart, path):
+    values = gitops.passed_values(app("dev", chart))
+    parent = gitops.get_path(values, tuple(path.split("."))[:-1]) if "." in path else values
+    del parent[path.rsplit(".", 1)[-1]]
+    assert any(path in f and "not set" in f for f in gitops.check_node_selectors(chart, chart, values))
+
+
+def test_a_node_selector_on_the_wrong_role_is_caught():
+    values = gitops.passed_values(app("prod", "openbao"))
+    values["server"]["nodeSelector"] = {"type": "application"}
+    assert any("server.nodeSelector" in f for f in gitops.check_node_selectors("openbao", "openbao", values))
+
+
+def test_a_component_switched_on_without_a_selector_or_that_must_stay_off_is_caught():
+    values = gitops.passed_values(app("dev", "argo-cd"))
+    values["commitServer"] = {"enabled": True}
+    assert any("commitServer.nodeSelector" in f for f in gitops.check_node_selectors("argo-cd", "argo-cd", values))
+    values = gitops.passed_values(app("dev", "openbao"))
+    values["csi"] = {"enabled": True}
+    assert any("CSI provider" in f for f in gitops.check_node_selectors("openbao", "openbao", values))
+
+
+def test_a_node_agent_narrowed_to_the_wrong_role_is_caught():
+    # Promtail ships the service's logs: it must run where the service runs.
+    values = {"nodeSelector": {"type": gitops.PLATFORM_ROLE}}
+    assert any("what it collects runs on" in f for f in gitops.check_node_selectors("promtail", "promtail", values))
+    assert not gitops.check_node_selectors("promtail", "promtail", {"nodeSelector": {"type": "application"}})
+    # node-exporter reports every node: no role at all.
+    values = gitops.merge_values(
+        {"prometheus-node-exporter": {"nodeSelector": {"type": gitops.PLATFORM_ROLE}}},
+        {},
+    )
+    findings = gitops.check_node_selectors("kps", "kube-prometheus-stack", values)
+    assert any("must run on every node" in f for f in findings)
+
+
+def test_a_chart_without_a_node_selector_table_is_caught():
+    assert any("no node-selector table" in f for f in gitops.check_node_selectors("x", "some-chart", {}))
+
+
+def test_an_unpinned_kustomize_workload_is_caught():
+    docs = copy.deepcopy(kustomize_render("dev", "openbao-bootstrap"))
+    job = next(d for d in docs if d.get("kind") == "Job")
+    del job["spec"]["template"]["spec"]["nodeSelector"]
+    assert any("Job" in f for f in pinning_findings(docs, PLATFORM_ONLY, PLATFORM_ONLY))
+
+
+def test_a_chart_workload_on_the_wrong_node_is_caught():
+    docs = copy.deepcopy(chart_render("dev", "student-api"))
+    deployment = next(d for d in docs if d.get("kind") == "Deployment")
+    deployment["spec"]["template"]["spec"]["nodeSelector"] = {"type": "database"}
+    roles = hardening.NODE_ROLES["student-api"]
+    assert pinning_findings(docs, roles.workloads, roles.jobs)
+
+
+def test_a_source_or_destination_outside_the_project_is_caught():
+    projects = variant("dev").projects
+    broken = mutated("dev", "loki")
+    broken["spec"]["sources"][0]["repoURL"] = "https://charts.example.org"
+    broken["spec"]["destination"]["namespace"] = "default"
+    findings = gitops.check_project(broken, projects)
+    assert any("does not allow source" in f for f in findings)
+    assert any("does not allow destination" in f for f in findings)
+
+
+def test_a_wrong_release_name_is_caught():
+    broken = mutated("dev", "openbao")
+    broken["spec"]["sources"][0]["helm"]["releaseName"] = "vault"
+    assert any("release name" in f for f in gitops.check_destination(broken))
+
+
+def test_the_values_merge_follows_helm():
+    base = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+    overlay = {"a": {"c": [3], "e": {"f": 1}}, "d": {"x": 1}}
+    assert gitops.merge_values(base, overlay) == {"a": {"b": 1, "c": [3], "e": {"f": 1}}, "d": {"x": 1}}
+    assert base == {"a": {"b": 1, "c": [1, 2]}, "d": 1}
