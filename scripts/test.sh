@@ -28,6 +28,10 @@
 #                    schema, pinned chart versions, sync waves, node pinning
 #                    of every platform component, our charts rendered with
 #                    the values the apps pass (tests/argocd/run.sh)
+#   observability    alert and recording rules (promtool check and unit tests
+#                    for every alert), Alertmanager config (amtool),
+#                    dashboards' PromQL and metric names against live scrapes
+#                    (tests/observability/static/run.sh)
 #   image            Dockerfile and compose lint (hadolint, checkov), and a
 #                    FROM-scratch twin of the image built with podman and run
 #                    as its non-root user (tests/image/run.sh; root)
@@ -57,7 +61,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/tools.sh"
 
 cd "$REPO_ROOT"
 
-ALL_STEPS=(install shellcheck fmt clippy unit e2e-sqlite e2e-postgres manifests charts argocd image platform)
+ALL_STEPS=(install shellcheck fmt clippy unit e2e-sqlite e2e-postgres manifests charts argocd observability image platform)
 
 usage() {
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
@@ -77,7 +81,7 @@ for arg in "$@"; do
     all) for s in "${ALL_STEPS[@]}"; do WANT[$s]=1; done ;;
     lint) WANT[shellcheck]=1 WANT[fmt]=1 WANT[clippy]=1 ;;
     e2e) WANT[e2e-sqlite]=1 WANT[e2e-postgres]=1 ;;
-    install | shellcheck | fmt | clippy | unit | e2e-sqlite | e2e-postgres | manifests | charts | argocd | image | platform) WANT[$arg]=1 ;;
+    install | shellcheck | fmt | clippy | unit | e2e-sqlite | e2e-postgres | manifests | charts | argocd | observability | image | platform) WANT[$arg]=1 ;;
     *)
         usage >&2
         die "unknown step: $arg"
@@ -373,6 +377,10 @@ step_charts() {
 
 step_argocd() {
     bash tests/argocd/run.sh
+}
+
+step_observability() {
+    bash tests/observability/static/run.sh
 }
 
 step_image() {

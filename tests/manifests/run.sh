@@ -25,6 +25,7 @@ cd "$REPO_ROOT"
 MANIFEST_DIRS=(
     deploy/external-secrets
     deploy/vault
+    deploy/observability/manifests
 )
 REQUIREMENTS="tests/manifests/requirements.txt"
 VALIDATE=("$VENV_DIR/bin/python" tests/manifests/validate.py)
