@@ -1,7 +1,7 @@
 # Shortcuts for the usual commands; the real work is in scripts/ and cargo.
 .DEFAULT_GOAL := help
 
-.PHONY: help build run test lint fmt bench migrate
+.PHONY: help build run test lint fmt bench migrate cluster
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,3 +26,6 @@ bench: ## Benchmarks
 
 migrate: ## Apply database migrations (DATABASE_URL)
 	cargo run --release -- migrate
+
+cluster: ## Local 3-node minikube cluster for the platform (docs/deploy.md)
+	bash deploy/cluster/minikube.sh up

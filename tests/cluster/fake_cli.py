@@ -1,0 +1,323 @@
+"""Stand-ins for kubectl, minikube, kind and docker, for the tests of
+deploy/cluster/*.sh where no cluster can run.
+
+Each tool is a wrapper script on PATH that runs `fake_cli.py TOOL ARGS...`.
+The cluster they pretend to talk to is one JSON document, FAKE_WORLD, read
+and written back by every call, so `minikube start` really makes the nodes
+that `kubectl get nodes` then lists and `kubectl label` changes. Every call
+is appended to FAKE_CALLS (one JSON object a line: tool, args). Answers are
+built from the hand-written recordings in fixtures/ (FAKE_FIXTURES), with
+the shapes and error texts of the real tools. Only what the scripts call is
+implemented; anything else fails loudly, so a new call cannot pass unseen.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+FIXTURES = Path(os.environ.get("FAKE_FIXTURES", Path(__file__).parent / "fixtures"))
+WORLD = Path(os.environ["FAKE_WORLD"])
+CALLS = Path(os.environ["FAKE_CALLS"])
+
+INGRESS = "ingress-nginx/ingress-nginx-controller"
+METRICS_SERVER = "kube-system/metrics-server"
+LOCAL_PATH = "local-path-storage/local-path-provisioner"
+CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+
+
+def fixture(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def fail(message: str, code: int = 1) -> None:
+    print(message, file=sys.stderr)
+    sys.exit(code)
+
+
+def emit(doc: object) -> None:
+    print(json.dumps(doc, indent=4))
+
+
+def ready_deployment(ref: str) -> dict:
+    ns, name = ref.split("/")
+    if ref == INGRESS:
+        return fixture("deployment-ingress-nginx-controller.json")
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns, "generation": 1},
+        "spec": {"replicas": 1},
+        "status": {"observedGeneration": 1, "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1},
+    }
+
+
+def storageclass(name: str) -> dict:
+    for sc in fixture("storageclasses.json")["items"]:
+        if sc["metadata"]["name"] == name:
+            return sc
+    raise KeyError(name)
+
+
+def fresh_nodes(names: list[str], labels: list[dict[str, str]] | None = None) -> dict:
+    """Nodes as a new cluster has them: the recorded ones, renamed, no role label."""
+    recorded = fixture("nodes-good.json")
+    template = recorded["items"]
+    items = []
+    for i, name in enumerate(names):
+        node = copy.deepcopy(template[min(i, len(template) - 1)])
+        node["metadata"]["name"] = name
+        node_labels = node["metadata"]["labels"]
+        node_labels.pop("type", None)
+        node_labels["kubernetes.io/hostname"] = name
+        node_labels.update((labels or [{}] * len(names))[i])
+        items.append(node)
+    recorded["items"] = items
+    return recorded
+
+
+def node_by_name(world: dict, name: str) -> dict | None:
+    return next((n for n in (world.get("nodes") or {}).get("items", []) if n["metadata"]["name"] == name), None)
+
+
+def is_ready(node: dict) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
+
+
+# ------------------------------------------------------------------ docker
+def docker(world: dict, args: list[str]) -> None:
+    if args[:1] != ["info"]:
+        fail(f"fake docker: unsupported call {args}", 64)
+    if not world.get("docker_running", True):
+        fail("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
+    print("28.4.0")
+
+
+# ---------------------------------------------------------------- minikube
+def minikube(world: dict, args: list[str]) -> None:
+    profile, words, flags = "minikube", [], {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("-p", "--profile"):
+            profile, i = args[i + 1], i + 2
+            continue
+        if arg.startswith("--profile="):
+            profile = arg.split("=", 1)[1]
+        elif arg.startswith("--") and "=" in arg:
+            key, value = arg[2:].split("=", 1)
+            flags[key] = value
+        elif arg in ("-o", "--output"):
+            flags["output"], i = args[i + 1], i + 2
+            continue
+        else:
+            words.append(arg)
+        i += 1
+    mk = world.setdefault("minikube", {"home_exists": False, "profiles": {}})
+    profiles = mk["profiles"]
+
+    if words == ["profile", "list"]:
+        if not mk.get("home_exists") and not profiles:
+            print('{"error":{"Op":"open","Path":"/home/dev/.minikube/profiles","Err":2}}')
+            sys.exit(1)
+        valid = []
+        for name, p in profiles.items():
+            entry = fixture("minikube-profile-list.json")["valid"][0]
+            entry["Name"] = entry["Config"]["Name"] = name
+            entry["Status"] = "OK" if p["status"] == "Running" else "Stopped"
+            nodes = entry["Config"]["Nodes"]
+            entry["Config"]["Nodes"] = (nodes * 3)[: p["nodes"]]
+            valid.append(entry)
+        print(json.dumps({"invalid": [], "valid": valid}))
+    elif words == ["start"]:
+        if profile in profiles:
+            profiles[profile]["status"] = "Running"
+            return
+        count = int(flags.get("nodes", "1"))
+        profiles[profile] = {"status": "Running", "nodes": count, "flags": flags}
+        mk["home_exists"] = True
+        world.setdefault("contexts", []).append(profile)
+        mk["addons"] = {name: a["Status"] for name, a in fixture("minikube-addons-fresh.json").items()}
+        names = [profile] + [f"{profile}-m{n:02d}" for n in range(2, count + 1)]
+        world["nodes"] = fresh_nodes(names)
+        world["storageclasses"] = [storageclass("standard")]
+        world["version"] = fixture("version.json")
+        world.setdefault("deployments", {})
+    elif words[:2] == ["addons", "list"]:
+        if profile not in profiles:
+            fail(f'* Profile "{profile}" not found. Run "minikube profile list" to view all profiles.', 85)
+        print(json.dumps({name: {"Profile": profile, "Status": s} for name, s in mk["addons"].items()}))
+    elif words[:2] == ["addons", "enable"] and len(words) == 3:
+        addon = words[2]
+        if addon not in mk["addons"]:
+            fail(f"X Exiting due to MK_ADDON_ENABLE: enable failed: addon {addon} does not exist", 10)
+        mk["addons"][addon] = "enabled"
+        deployments = world.setdefault("deployments", {})
+        if addon == "ingress":
+            deployments[INGRESS] = ready_deployment(INGRESS)
+            world.setdefault("ingressclasses", []).append("nginx")
+        elif addon == "metrics-server":
+            deployments[METRICS_SERVER] = ready_deployment(METRICS_SERVER)
+            world["metrics_api"] = True
+        elif addon == "storage-provisioner-rancher":
+            deployments[LOCAL_PATH] = ready_deployment(LOCAL_PATH)
+            world["storageclasses"].append(storageclass("local-path"))
+    elif words == ["delete"]:
+        profiles.pop(profile, None)
+        world["nodes"] = None
+    else:
+        fail(f"fake minikube: unsupported call {args}", 64)
+
+
+# -------------------------------------------------------------------- kind
+def kind(world: dict, args: list[str]) -> None:
+    clusters = world.setdefault("kind_clusters", [])
+    opts = {args[i][2:]: args[i + 1] for i in range(len(args) - 1) if args[i].startswith("--")}
+    if args[:2] == ["get", "clusters"]:
+        if not clusters:
+            print("No kind clusters found.", file=sys.stderr)
+        for name in clusters:
+            print(name)
+    elif args[:2] == ["create", "cluster"]:
+        config = yaml.safe_load(Path(opts["config"]).read_text())
+        name = opts.get("name") or config.get("name", "kind")
+        if name in clusters:
+            fail(f'ERROR: failed to create cluster: node(s) already exist for a cluster with the name "{name}"')
+        names, labels, workers = [], [], 0
+        for node in config["nodes"]:
+            if node["role"] == "control-plane":
+                names.append(f"{name}-control-plane")
+            else:
+                workers += 1
+                names.append(f"{name}-worker" + (str(workers) if workers > 1 else ""))
+            labels.append({k: str(v) for k, v in (node.get("labels") or {}).items()})
+        world["nodes"] = fresh_nodes(names, labels)
+        for node in world["nodes"]["items"]:
+            if node["metadata"]["name"].endswith("-control-plane"):
+                node["spec"]["taints"] = [dict(CONTROL_PLANE_TAINT)]
+        kind_default = copy.deepcopy(storageclass("local-path"))
+        kind_default["metadata"]["name"] = "standard"
+        kind_default["metadata"]["annotations"] = {"storageclass.kubernetes.io/is-default-class": "true"}
+        world["storageclasses"] = [kind_default]
+        world["deployments"] = {LOCAL_PATH: ready_deployment(LOCAL_PATH)}
+        world["version"] = fixture("version.json")
+        world.setdefault("contexts", []).append(f"kind-{name}")
+        clusters.append(name)
+    elif args[:2] == ["delete", "cluster"]:
+        if opts.get("name") in clusters:
+            clusters.remove(opts["name"])
+        world["nodes"] = None
+    else:
+        fail(f"fake kind: unsupported call {args}", 64)
+
+
+# ----------------------------------------------------------------- kubectl
+def kubectl(world: dict, args: list[str]) -> None:
+    rest, ns, output = [], None, None
+    i = 0
+    while i < len(args):
+        if args[i] == "--context":
+            if args[i + 1] not in world.get("contexts", []):
+                fail(f'error: context "{args[i + 1]}" does not exist')
+            i += 2
+        elif args[i] == "-n":
+            ns, i = args[i + 1], i + 2
+        elif args[i] == "-o":
+            output, i = args[i + 1], i + 2
+        else:
+            rest.append(args[i])
+            i += 1
+    if world.get("kubectl_warning"):
+        print(world["kubectl_warning"], file=sys.stderr)
+    if world.get("nodes") is None and rest[:1] != ["version"]:
+        fail("The connection to the server 127.0.0.1:32771 was refused - did you specify the right host or port?")
+
+    if rest == ["get", "nodes"] and output == "json":
+        emit(world["nodes"])
+    elif rest == ["version"] and output == "json":
+        if world.get("nodes") is None:
+            emit({"clientVersion": fixture("version.json")["clientVersion"]})
+            fail("The connection to the server 127.0.0.1:32771 was refused - did you specify the right host or port?")
+        emit(world["version"])
+    elif rest == ["get", "storageclass"] and output == "json":
+        emit({"apiVersion": "v1", "items": world.get("storageclasses", []), "kind": "List", "metadata": {"resourceVersion": ""}})
+    elif rest[:2] == ["get", "deployment"] and len(rest) == 3:
+        doc = world.get("deployments", {}).get(f"{ns}/{rest[2]}")
+        if doc is None:
+            fail(f'Error from server (NotFound): deployments.apps "{rest[2]}" not found')
+        if output == "json":
+            emit(doc)
+        else:
+            print(f"{rest[2]}   1/1     1            1           3m")
+    elif rest[:2] == ["rollout", "status"]:
+        name = rest[2].split("/", 1)[1]
+        doc = world.get("deployments", {}).get(f"{ns}/{name}")
+        if doc is None:
+            fail(f'Error from server (NotFound): deployments.apps "{name}" not found')
+        if doc["status"].get("readyReplicas", 0) < doc["spec"].get("replicas", 1):
+            fail("error: timed out waiting for the condition")
+        print(f'deployment "{name}" successfully rolled out')
+    elif rest[:3] == ["get", "ingressclass", "nginx"] and output == "name":
+        if "nginx" not in world.get("ingressclasses", []):
+            fail('Error from server (NotFound): ingressclasses.networking.k8s.io "nginx" not found')
+        print("ingressclass.networking.k8s.io/nginx")
+    elif rest == ["get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes"]:
+        if not world.get("metrics_api"):
+            fail('Error from server (NotFound): the server could not find the requested resource')
+        print(json.dumps(fixture("nodemetrics.json")))
+    elif rest[:1] == ["wait"]:
+        not_ready = [n["metadata"]["name"] for n in world["nodes"]["items"] if not is_ready(n)]
+        if not_ready:
+            fail(f"error: timed out waiting for the condition on nodes/{not_ready[0]}")
+        for node in world["nodes"]["items"]:
+            print(f"node/{node['metadata']['name']} condition met")
+    elif rest[:2] == ["label", "node"] and len(rest) == 5 and rest[4] == "--overwrite":
+        node = node_by_name(world, rest[2])
+        if node is None:
+            fail(f'Error from server (NotFound): nodes "{rest[2]}" not found')
+        key, value = rest[3].split("=", 1)
+        node["metadata"]["labels"][key] = value
+        print(f"node/{rest[2]} labeled")
+    elif rest[:2] == ["taint", "node"] and len(rest) == 4 and rest[3].endswith("-"):
+        node = node_by_name(world, rest[2])
+        if node is None:
+            fail(f'Error from server (NotFound): nodes "{rest[2]}" not found')
+        key, effect = rest[3][:-1].split(":")
+        taints = node["spec"].get("taints", [])
+        kept = [t for t in taints if (t["key"], t["effect"]) != (key, effect)]
+        if len(kept) == len(taints):
+            fail(f'error: taint "{key}:{effect}" not found')
+        node["spec"]["taints"] = kept
+        print(f"node/{rest[2]} untainted")
+    elif rest[:1] == ["apply"] and rest[1:2] == ["-k"] and Path(rest[2]).name == "kind":
+        deployments = world.setdefault("deployments", {})
+        for ref in (INGRESS, METRICS_SERVER):
+            deployments[ref] = ready_deployment(ref)
+        if "nginx" not in world.setdefault("ingressclasses", []):
+            world["ingressclasses"].append("nginx")
+        if not any(sc["metadata"]["name"] == "local-path" for sc in world["storageclasses"]):
+            world["storageclasses"].append(storageclass("local-path"))
+        world["metrics_api"] = True
+        print("deployment.apps/ingress-nginx-controller configured")
+    else:
+        fail(f"fake kubectl: unsupported call {args}", 64)
+
+
+def main() -> None:
+    tool, args = sys.argv[1], sys.argv[2:]
+    with CALLS.open("a") as calls:
+        calls.write(json.dumps({"tool": tool, "args": args}) + "\n")
+    world = json.loads(WORLD.read_text())
+    try:
+        {"docker": docker, "minikube": minikube, "kind": kind, "kubectl": kubectl}[tool](world, args)
+    finally:
+        WORLD.write_text(json.dumps(world))
+
+
+if __name__ == "__main__":
+    main()
