@@ -61,6 +61,29 @@ tools_python() {
     printf '%s\n' "$want" >"$stamp"
 }
 
+# tools_requirements NAME FILE...: pip install -r every FILE into .venv,
+# skipped while the files are unchanged (one stamp per NAME, log in
+# .venv/pip-install-NAME.log).
+tools_requirements() {
+    local name="$1" stamp want args=() file
+    shift
+    stamp="$VENV_DIR/.student-api-$name"
+    want="$(cat "$@" | sha256sum | cut -d' ' -f1)"
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] \
+        && "$VENV_DIR/bin/python" -c '' >/dev/null 2>&1; then
+        return 0
+    fi
+    log "installing $* into .venv"
+    if ! "$VENV_DIR/bin/python" -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)' >/dev/null 2>&1; then
+        _tools_make_venv
+    fi
+    for file in "$@"; do args+=(-r "$file"); done
+    _tools_run_logged "$VENV_DIR/pip-install-$name.log" "$VENV_DIR/bin/python" -m pip install \
+        --disable-pip-version-check --no-input "${args[@]}" \
+        || die "pip install failed (log: $VENV_DIR/pip-install-$name.log)"
+    printf '%s\n' "$want" >"$stamp"
+}
+
 tools_node() {
     local stamp="$REPO_ROOT/node_modules/.student-api-tools" want logfile rc=0
     command -v npm >/dev/null || die "npm not found; this project needs Node.js and npm"

@@ -43,23 +43,7 @@ PY="$VENV_DIR/bin/python"
 export PYTHONDONTWRITEBYTECODE=1
 export CHARTS_DIR
 
-# install_requirements: pip install -r both files, skipped while unchanged.
-install_requirements() {
-    local stamp="$VENV_DIR/.student-api-charts" want args=() file
-    want="$(cat "${REQUIREMENTS[@]}" | sha256sum | cut -d' ' -f1)"
-    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && "$PY" -c '' >/dev/null 2>&1; then
-        return 0
-    fi
-    log "installing ${REQUIREMENTS[*]} into .venv"
-    if ! "$PY" -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)' >/dev/null 2>&1; then
-        _tools_make_venv
-    fi
-    for file in "${REQUIREMENTS[@]}"; do args+=(-r "$file"); done
-    _tools_run_logged "$VENV_DIR/pip-install-charts.log" "$PY" -m pip install \
-        --disable-pip-version-check --no-input "${args[@]}" \
-        || die "pip install failed (log: $VENV_DIR/pip-install-charts.log)"
-    printf '%s\n' "$want" >"$stamp"
-}
+install_requirements() { tools_requirements charts "${REQUIREMENTS[@]}"; }
 
 # install_checkov: checkov in a virtualenv of its own (see the requirements
 # file for why), skipped while the requirements are unchanged.

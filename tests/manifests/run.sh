@@ -38,23 +38,7 @@ KUBECTL=""
 # Nothing here may leave __pycache__ directories in the work tree.
 export PYTHONDONTWRITEBYTECODE=1
 
-# install_requirements: pip install -r, skipped while the file is unchanged.
-install_requirements() {
-    local stamp="$VENV_DIR/.student-api-manifests" want
-    want="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"
-    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] \
-        && "$VENV_DIR/bin/python" -c '' >/dev/null 2>&1; then
-        return 0
-    fi
-    log "installing $REQUIREMENTS into .venv"
-    if ! "$VENV_DIR/bin/python" -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)' >/dev/null 2>&1; then
-        _tools_make_venv
-    fi
-    _tools_run_logged "$VENV_DIR/pip-install-manifests.log" "$VENV_DIR/bin/python" -m pip install \
-        --disable-pip-version-check --no-input -r "$REQUIREMENTS" \
-        || die "pip install failed (log: $VENV_DIR/pip-install-manifests.log)"
-    printf '%s\n' "$want" >"$stamp"
-}
+install_requirements() { tools_requirements manifests "$REQUIREMENTS"; }
 
 # is_component DIR: whether DIR/kustomization.yaml is a Kustomize Component.
 is_component() {

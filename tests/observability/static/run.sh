@@ -62,23 +62,7 @@ install_debian_tools() {
     apt_install "${missing[@]}"
 }
 
-# install_requirements: pip install -r, skipped while the files are unchanged.
-install_requirements() {
-    local stamp="$VENV_DIR/.student-api-observability-static" want
-    want="$(cat "$REQUIREMENTS" tests/manifests/requirements.txt | sha256sum | cut -d' ' -f1)"
-    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] \
-        && "$VENV_DIR/bin/python" -c '' >/dev/null 2>&1; then
-        return 0
-    fi
-    log "installing $REQUIREMENTS into .venv"
-    if ! "$VENV_DIR/bin/python" -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)' >/dev/null 2>&1; then
-        _tools_make_venv
-    fi
-    _tools_run_logged "$VENV_DIR/pip-install-observability.log" "$VENV_DIR/bin/python" -m pip install \
-        --disable-pip-version-check --no-input -r "$REQUIREMENTS" \
-        || die "pip install failed (log: $VENV_DIR/pip-install-observability.log)"
-    printf '%s\n' "$want" >"$stamp"
-}
+install_requirements() { tools_requirements observability-static "$REQUIREMENTS" tests/manifests/requirements.txt; }
 
 build_service() {
     if [[ -n "${STUDENT_API_BIN:-}" ]]; then
