@@ -350,8 +350,9 @@ def test_dynamic_users_rotate_under_load_with_zero_failed_requests(platform, pos
         "VAULT_K8S_TOKEN_FILE": str(jwt),
         "VAULT_DB_CREDS_PATH": "database/creds/student-api",
     }
-    service = Service(env, workdir).start()
+    service = Service(env, workdir)
     services.append(service)
+    service.start()
     first_user = service.messages("database user issued by Vault")[0]["user"]
 
     with Load(service) as load:
@@ -383,8 +384,9 @@ def test_a_kv_password_change_is_picked_up_within_the_refresh_interval(platform,
         "VAULT_REFRESH_INTERVAL": "1s",
     }
     align_static_login(platform, postgres)
-    service = Service(env, workdir).start()
+    service = Service(env, workdir)
     services.append(service)
+    service.start()
     username = platform.kv("student-api/db")["username"]
     new_password = secrets.token_urlsafe(32)
 
@@ -418,8 +420,9 @@ def test_a_swapped_secret_file_rotates_the_pool_with_zero_failed_requests(platfo
         "POSTGRES_PASSWORD_FILE": str(mount / "POSTGRES_PASSWORD"),
         "SECRET_FILE_POLL_INTERVAL": "500ms",
     }
-    service = Service(env, workdir).start()
+    service = Service(env, workdir)
     services.append(service)
+    service.start()
 
     with Load(service) as load:
         time.sleep(1)
@@ -446,8 +449,9 @@ def test_vault_down_and_sealed_does_not_stop_the_service_and_unseal_brings_refre
         "VAULT_REFRESH_INTERVAL": "1s",
     }
     align_static_login(platform, postgres)
-    service = Service(env, workdir).start()
+    service = Service(env, workdir)
     services.append(service)
+    service.start()
 
     def credentials_check() -> str:
         status, body = service.get("/ready")
