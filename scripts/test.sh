@@ -18,6 +18,9 @@
 #   e2e              = e2e-sqlite e2e-postgres
 #     - e2e-sqlite   serve on SQLite, then newman and schemathesis against it
 #     - e2e-postgres the same on a fresh PostgreSQL database, after `migrate`
+#   ui               the web page in headless Chromium: create, search, edit,
+#                    errors, paging, delete, 503 and retry, headers, console
+#                    (tests/ui/run.sh)
 #   manifests        deployment manifests rendered and validated offline
 #                    against strict schemas, yamllint (tests/manifests/run.sh)
 #   charts           every Helm chart rendered with every values file (Helm
@@ -67,7 +70,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/tools.sh"
 
 cd "$REPO_ROOT"
 
-ALL_STEPS=(install shellcheck fmt clippy unit e2e-sqlite e2e-postgres manifests charts argocd workflows observability observability-e2e image platform)
+ALL_STEPS=(install shellcheck fmt clippy unit e2e-sqlite e2e-postgres ui manifests charts argocd workflows observability observability-e2e image platform)
 
 usage() {
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
@@ -87,7 +90,7 @@ for arg in "$@"; do
     all) for s in "${ALL_STEPS[@]}"; do WANT[$s]=1; done ;;
     lint) WANT[shellcheck]=1 WANT[fmt]=1 WANT[clippy]=1 ;;
     e2e) WANT[e2e-sqlite]=1 WANT[e2e-postgres]=1 ;;
-    install | shellcheck | fmt | clippy | unit | e2e-sqlite | e2e-postgres | manifests | charts | argocd | workflows | observability | observability-e2e | image | platform) WANT[$arg]=1 ;;
+    install | shellcheck | fmt | clippy | unit | e2e-sqlite | e2e-postgres | ui | manifests | charts | argocd | workflows | observability | observability-e2e | image | platform) WANT[$arg]=1 ;;
     *)
         usage >&2
         die "unknown step: $arg"
@@ -372,6 +375,11 @@ check_cargo
 
 step_e2e_sqlite() { step_e2e sqlite; }
 step_e2e_postgres() { step_e2e postgres; }
+
+step_ui() {
+    ensure_binary
+    STUDENT_API_BIN="$SERVICE_BIN" bash tests/ui/run.sh
+}
 
 step_manifests() {
     bash tests/manifests/run.sh

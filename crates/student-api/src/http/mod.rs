@@ -11,6 +11,7 @@ mod metrics;
 mod middleware;
 pub mod openapi;
 mod students;
+mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +54,7 @@ pub struct RouterOptions {
 pub fn router(state: AppState, options: RouterOptions) -> Router {
     let mut routes = Router::new()
         .merge(students::router())
+        .merge(ui::router())
         .route("/healthcheck", get(health::healthcheck))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))

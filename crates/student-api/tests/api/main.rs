@@ -14,3 +14,4 @@ mod students_delete;
 mod students_list;
 mod students_read;
 mod students_update;
+mod ui;
