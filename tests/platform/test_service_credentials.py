@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -255,11 +255,46 @@ def dynamic_users(postgres: Postgres) -> set[str]:
     return set(out.split())
 
 
+def set_password(postgres: Postgres, username: str, password: str) -> None:
+    """Changes a login's password in PostgreSQL (open sessions keep working)."""
+    postgres.psql(f"alter role {username} password :'pw'", vars={"pw": password})
+
+
 def align_static_login(platform: Platform, postgres: Postgres) -> None:
     """Sets the static login's password in PostgreSQL to the one in Vault
     (earlier tests of this module rotate it)."""
     seed = platform.kv("student-api/db")
-    postgres.psql(f"alter role {seed['username']} password :'pw'", vars={"pw": seed["password"]})
+    set_password(postgres, seed["username"], seed["password"])
+
+
+def dynamic_env(platform: Platform, k8s_api, jwt: Path) -> dict[str, str]:
+    """Dynamic users from Vault, logged in through Kubernetes auth as the
+    service's service account (its token written to `jwt`)."""
+    jwt.write_text(k8s_api.token_for("student-api", "student-api"))
+    return {
+        **database_env(platform),
+        "VAULT_ADDR": platform.vault_addr,
+        "VAULT_K8S_ROLE": "student-api",
+        "VAULT_K8S_TOKEN_FILE": str(jwt),
+        "VAULT_DB_CREDS_PATH": "database/creds/student-api",
+    }
+
+
+def kv_env(platform: Platform, service_token: Path) -> dict[str, str]:
+    """The static login from Vault KV, re-read every second."""
+    return {
+        **database_env(platform),
+        "VAULT_ADDR": platform.vault_addr,
+        "VAULT_TOKEN_FILE": str(service_token),
+        "VAULT_KV_PATH": "secret/student-api/db",
+        "VAULT_REFRESH_INTERVAL": "1s",
+    }
+
+
+def assert_sessions_opened_after(postgres: Postgres, moment: float) -> None:
+    """Every session the service has open logged in after `moment`."""
+    sessions = service_sessions(postgres)
+    assert sessions and all(start >= moment for _, start in sessions), sessions
 
 
 def write_kubelet_secret(directory: Path, files: dict[str, str]) -> None:
@@ -302,10 +337,17 @@ def service_token(platform: Platform, workdir: Path) -> Path:
 
 
 @pytest.fixture
-def services(workdir: Path) -> Iterator[list[Service]]:
-    """Services a test starts; any still running at the end is stopped."""
+def start_service(workdir: Path) -> Iterator[Callable[[dict[str, str]], Service]]:
+    """start_service(env) starts a ready service; any still running at the
+    end of the test is stopped, also one that never became ready."""
     started: list[Service] = []
-    yield started
+
+    def start(env: dict[str, str]) -> Service:
+        service = Service(env, workdir)
+        started.append(service)
+        return service.start()
+
+    yield start
     for service in started:
         if service.process is not None and service.process.poll() is None:
             service.stop()
@@ -319,16 +361,7 @@ def services(workdir: Path) -> Iterator[list[Service]]:
 def migrated(platform, k8s_api, workdir) -> subprocess.CompletedProcess:
     """`student-api migrate` run once, as the init container runs it: with a
     dynamic user from Vault, logged in through Kubernetes auth."""
-    jwt = workdir / "sa-token-migrate"
-    jwt.write_text(k8s_api.token_for("student-api", "student-api"))
-    env = {
-        **database_env(platform),
-        "VAULT_ADDR": platform.vault_addr,
-        "VAULT_K8S_ROLE": "student-api",
-        "VAULT_K8S_TOKEN_FILE": str(jwt),
-        "VAULT_DB_CREDS_PATH": "database/creds/student-api",
-    }
-    result = migrate(env)
+    result = migrate(dynamic_env(platform, k8s_api, workdir / "sa-token-migrate"))
     assert result.returncode == 0, result.stdout + result.stderr
     return result
 
@@ -340,19 +373,8 @@ def test_migrations_run_as_a_vault_user_leave_tables_owned_by_the_group_role(mig
     assert dynamic_users(postgres) == set()
 
 
-def test_dynamic_users_rotate_under_load_with_zero_failed_requests(platform, postgres, k8s_api, workdir, services, migrated):
-    jwt = workdir / "sa-token-dynamic"
-    jwt.write_text(k8s_api.token_for("student-api", "student-api"))
-    env = {
-        **database_env(platform),
-        "VAULT_ADDR": platform.vault_addr,
-        "VAULT_K8S_ROLE": "student-api",
-        "VAULT_K8S_TOKEN_FILE": str(jwt),
-        "VAULT_DB_CREDS_PATH": "database/creds/student-api",
-    }
-    service = Service(env, workdir)
-    services.append(service)
-    service.start()
+def test_dynamic_users_rotate_under_load_with_zero_failed_requests(platform, postgres, k8s_api, workdir, start_service, migrated):
+    service = start_service(dynamic_env(platform, k8s_api, workdir / "sa-token-dynamic"))
     first_user = service.messages("database user issued by Vault")[0]["user"]
 
     with Load(service) as load:
@@ -375,18 +397,9 @@ def test_dynamic_users_rotate_under_load_with_zero_failed_requests(platform, pos
     wait_until("the last user to be revoked", lambda: current not in dynamic_users(postgres), timeout=10)
 
 
-def test_a_kv_password_change_is_picked_up_within_the_refresh_interval(platform, postgres, service_token, workdir, services, migrated):
-    env = {
-        **database_env(platform),
-        "VAULT_ADDR": platform.vault_addr,
-        "VAULT_TOKEN_FILE": str(service_token),
-        "VAULT_KV_PATH": "secret/student-api/db",
-        "VAULT_REFRESH_INTERVAL": "1s",
-    }
+def test_a_kv_password_change_is_picked_up_within_the_refresh_interval(platform, postgres, service_token, start_service, migrated):
     align_static_login(platform, postgres)
-    service = Service(env, workdir)
-    services.append(service)
-    service.start()
+    service = start_service(kv_env(platform, service_token))
     username = platform.kv("student-api/db")["username"]
     new_password = secrets.token_urlsafe(32)
 
@@ -394,7 +407,7 @@ def test_a_kv_password_change_is_picked_up_within_the_refresh_interval(platform,
         time.sleep(1)
         # The order an operator follows: PostgreSQL first (open sessions keep
         # working), then Vault, which the service reads on its next refresh.
-        postgres.psql(f"alter role {username} password :'pw'", vars={"pw": new_password})
+        set_password(postgres, username, new_password)
         changed_at = time.time()
         platform.vault("POST", "secret/data/student-api/db", {"data": {"username": username, "password": new_password}})
         wait_until("the service to switch", lambda: service.messages(ROTATED), timeout=5)
@@ -403,16 +416,15 @@ def test_a_kv_password_change_is_picked_up_within_the_refresh_interval(platform,
     load.assert_no_failures(at_least=200)
     assert switched_at - changed_at < 3, "the switch must come within the 1 s refresh interval (plus a login)"
     # Every session now open logged in after the change, with the new password.
-    sessions = service_sessions(postgres)
-    assert sessions and all(start >= changed_at for _, start in sessions), sessions
+    assert_sessions_opened_after(postgres, changed_at)
     assert service.stop() == 0
 
 
-def test_a_swapped_secret_file_rotates_the_pool_with_zero_failed_requests(platform, postgres, workdir, services, migrated):
+def test_a_swapped_secret_file_rotates_the_pool_with_zero_failed_requests(platform, postgres, workdir, start_service, migrated):
     mount = workdir / "secret-mount"
     username = platform.kv("student-api/db")["username"]
     password = secrets.token_urlsafe(32)
-    postgres.psql(f"alter role {username} password :'pw'", vars={"pw": password})
+    set_password(postgres, username, password)
     write_kubelet_secret(mount, {"POSTGRES_USER": username, "POSTGRES_PASSWORD": password})
     env = {
         **database_env(platform),
@@ -420,38 +432,26 @@ def test_a_swapped_secret_file_rotates_the_pool_with_zero_failed_requests(platfo
         "POSTGRES_PASSWORD_FILE": str(mount / "POSTGRES_PASSWORD"),
         "SECRET_FILE_POLL_INTERVAL": "500ms",
     }
-    service = Service(env, workdir)
-    services.append(service)
-    service.start()
+    service = start_service(env)
 
     with Load(service) as load:
         time.sleep(1)
         new_password = secrets.token_urlsafe(32)
-        postgres.psql(f"alter role {username} password :'pw'", vars={"pw": new_password})
+        set_password(postgres, username, new_password)
         changed_at = time.time()
         write_kubelet_secret(mount, {"POSTGRES_USER": username, "POSTGRES_PASSWORD": new_password})
         wait_until("the service to switch", lambda: service.messages(ROTATED), timeout=5)
         time.sleep(1.5)
     load.assert_no_failures(at_least=200)
-    sessions = service_sessions(postgres)
-    assert sessions and all(start >= changed_at for _, start in sessions), sessions
+    assert_sessions_opened_after(postgres, changed_at)
     assert service.stop() == 0
 
 
 def test_vault_down_and_sealed_does_not_stop_the_service_and_unseal_brings_refresh_back(
-    platform, postgres, bootstrap, service_token, workdir, services, migrated
+    platform, postgres, bootstrap, service_token, start_service, migrated
 ):
-    env = {
-        **database_env(platform),
-        "VAULT_ADDR": platform.vault_addr,
-        "VAULT_TOKEN_FILE": str(service_token),
-        "VAULT_KV_PATH": "secret/student-api/db",
-        "VAULT_REFRESH_INTERVAL": "1s",
-    }
     align_static_login(platform, postgres)
-    service = Service(env, workdir)
-    services.append(service)
-    service.start()
+    service = start_service(kv_env(platform, service_token))
 
     def credentials_check() -> str:
         status, body = service.get("/ready")

@@ -303,12 +303,11 @@ impl VaultSource {
                 self.token_next = self.token.refresh_at();
                 self.succeeded(rotation);
                 tracing::info!("new Vault token obtained");
-                if self.lease.is_some() {
-                    // The old token's leases die with it: move to a user of the new token.
-                    self.secret_next = Instant::now();
-                    if let VaultSecret::Dynamic { path } = self.config.secret.clone() {
-                        self.reissue(rotation, &path).await;
-                    }
+                // The old token's leases die with it: move to a user of the new token.
+                if let (Some(_), VaultSecret::Dynamic { path }) =
+                    (&self.lease, self.config.secret.clone())
+                {
+                    self.reissue(rotation, &path).await;
                 }
             }
             Err(err) => {
