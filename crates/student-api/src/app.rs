@@ -190,7 +190,7 @@ impl OpenStore {
                         )
                     })?;
                 let store = Store::postgres(credentials.receiver(), &config.pool);
-                (store, Some(credentials))
+                (Ok(store), Some(credentials))
             }
             DatabaseTarget::Sqlite(options) => {
                 (Store::sqlite(options.clone(), &config.pool).await, None)

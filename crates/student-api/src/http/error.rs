@@ -177,13 +177,14 @@ pub fn cause_chain(err: &(dyn StdError + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::DbError;
 
     #[test]
     fn the_cause_chain_lists_every_source() {
-        let err = StorageError::Unavailable(sqlx::Error::PoolTimedOut);
+        let err = StorageError::Unavailable(DbError::TimedOut);
         assert_eq!(
             cause_chain(&err),
-            "database unavailable: pool timed out while waiting for an open connection"
+            "database unavailable: no database connection became available in time"
         );
     }
 
@@ -208,8 +209,8 @@ mod tests {
 
     #[tokio::test]
     async fn unavailable_responses_carry_retry_after() {
-        let response = ApiError::Unavailable(StorageError::Unavailable(sqlx::Error::PoolTimedOut))
-            .into_response();
+        let response =
+            ApiError::Unavailable(StorageError::Unavailable(DbError::TimedOut)).into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[header::RETRY_AFTER], "5");
     }

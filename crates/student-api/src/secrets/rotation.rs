@@ -2,8 +2,8 @@
 //!
 //! A source publishes complete connect options as a new [`Credential`]
 //! generation; the pool opens new connections with the newest generation and
-//! retires a connection of an older one when it comes back, so no request is
-//! cut off. Rules: a generation is published only after it has logged in once
+//! stops giving work to connections of an older one, which close once the
+//! queries they carry are answered, so no request is cut off. Rules: a generation is published only after it has logged in once
 //! (a bad secret never replaces a good one), and a source may retire what an
 //! old generation stands for (revoke a Vault lease) only once the pool holds
 //! no connection of it.
@@ -95,7 +95,7 @@ impl Rotation {
             generation,
             user,
             source = self.status.source,
-            "database credentials rotated; connections of the previous credentials retire as they return"
+            "database credentials rotated; connections of the previous credentials close once their queries are answered"
         );
         Ok(Retired(Arc::downgrade(&old)))
     }

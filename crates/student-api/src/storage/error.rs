@@ -22,58 +22,76 @@ pub enum StorageError {
     #[error("email address is already used by another student")]
     EmailTaken,
     #[error("database unavailable")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] DbError),
     #[error("database query failed")]
-    Query(#[source] sqlx::Error),
+    Query(#[source] DbError),
     #[error("database migration failed")]
     Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+/// The cause behind an unavailable database or a failed query.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// SQLite, and PostgreSQL while migrating.
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    /// PostgreSQL queries.
+    #[error(transparent)]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("no database connection became available in time")]
+    TimedOut,
+    #[error("the connection pool is closed")]
+    Closed,
+    #[error("invalid PostgreSQL connection settings")]
+    Config(#[source] super::postgres::ConnectConfigError),
+    #[error("the database returned no row where one was expected")]
+    NoRow,
 }
 
 impl From<sqlx::Error> for StorageError {
     fn from(err: sqlx::Error) -> Self {
         if is_unavailable(&err) {
-            return Self::Unavailable(err);
+            return Self::Unavailable(err.into());
         }
         match &err {
             sqlx::Error::Database(db) if db.is_unique_violation() => Self::EmailTaken,
-            _ => Self::Query(err),
+            _ => Self::Query(err.into()),
         }
     }
 }
 
-impl From<deadpool::managed::PoolError<sqlx::Error>> for StorageError {
-    fn from(err: deadpool::managed::PoolError<sqlx::Error>) -> Self {
-        use deadpool::managed::PoolError;
-        match err {
-            // Refused at login (SQLSTATE class 28): credentials expired or
-            // were rotated on the server first. Retrying later can succeed.
-            PoolError::Backend(sqlx::Error::Database(db))
-                if db.code().is_some_and(|code| code.starts_with("28")) =>
-            {
-                Self::Unavailable(sqlx::Error::Database(db))
+impl From<tokio_postgres::Error> for StorageError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        match err.code() {
+            Some(code) if *code == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => {
+                Self::EmailTaken
             }
-            PoolError::Backend(err) => err.into(),
-            // Waiting for a free connection or for a new one to open took too long.
-            PoolError::Timeout(_) => Self::Unavailable(sqlx::Error::PoolTimedOut),
-            PoolError::Closed => Self::Unavailable(sqlx::Error::PoolClosed),
-            other => Self::Query(sqlx::Error::Configuration(other.to_string().into())),
+            Some(code) if is_unavailable_code(code.code()) => Self::Unavailable(err.into()),
+            // No SQLSTATE: the session or its socket failed (a refused or
+            // timed-out connect, TLS, a server that went away) or a row did
+            // not decode; only the latter is ours to fix.
+            None if err.is_closed() || has_io_cause(&err) => Self::Unavailable(err.into()),
+            _ => Self::Query(err.into()),
         }
     }
 }
 
-/// True when `err` leaves the connection unusable, so it must not go back
-/// to the pool: the socket failed or the server ended the session.
-pub(super) fn breaks_connection(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
-        _ => false,
+fn has_io_cause(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = err.source();
+    while let Some(err) = cause {
+        if err.is::<std::io::Error>() {
+            return true;
+        }
+        cause = err.source();
     }
+    false
+}
+
+/// SQLSTATEs that mean "not now": connection exceptions (class 08), refused
+/// logins (class 28: credentials expired or were rotated on the server
+/// first), and the codes listed above.
+fn is_unavailable_code(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("28") || PG_UNAVAILABLE_CODES.contains(&code)
 }
 
 fn is_unavailable(err: &sqlx::Error) -> bool {
@@ -84,9 +102,7 @@ fn is_unavailable(err: &sqlx::Error) -> bool {
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_) => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            code.starts_with("08") // connection_exception class
-                || PG_UNAVAILABLE_CODES.contains(&code.as_ref())
-                || SQLITE_BUSY_CODES.contains(&code.as_ref())
+            is_unavailable_code(&code) || SQLITE_BUSY_CODES.contains(&code.as_ref())
         }),
         _ => false,
     }
@@ -110,29 +126,13 @@ mod tests {
     }
 
     #[test]
-    fn socket_failures_break_the_connection_but_pool_timeouts_do_not() {
-        let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
-        assert!(breaks_connection(&io));
-        assert!(breaks_connection(&sqlx::Error::Protocol(
-            "unexpected message".into()
-        )));
-        assert!(!breaks_connection(&sqlx::Error::PoolTimedOut));
-        assert!(!breaks_connection(&sqlx::Error::RowNotFound));
-    }
-
-    #[test]
-    fn pool_timeouts_are_unavailable() {
-        use deadpool::managed::{PoolError, TimeoutType};
-        let err = StorageError::from(PoolError::<sqlx::Error>::Timeout(TimeoutType::Create));
-        assert!(matches!(
-            err,
-            StorageError::Unavailable(sqlx::Error::PoolTimedOut)
-        ));
-        let err = StorageError::from(PoolError::<sqlx::Error>::Closed);
-        assert!(matches!(
-            err,
-            StorageError::Unavailable(sqlx::Error::PoolClosed)
-        ));
+    fn refused_logins_and_server_shutdowns_are_unavailable_but_bad_input_is_not() {
+        assert!(is_unavailable_code("28P01")); // invalid_password
+        assert!(is_unavailable_code("08006")); // connection_failure
+        assert!(is_unavailable_code("57P01")); // admin_shutdown
+        assert!(is_unavailable_code("57014")); // statement_timeout
+        assert!(!is_unavailable_code("23505")); // unique_violation
+        assert!(!is_unavailable_code("42P01")); // undefined_table
     }
 
     #[test]

@@ -6,15 +6,14 @@
 //! (constraint violation, database unavailable, anything else) so the HTTP
 //! layer never inspects a driver error itself.
 
-/// The query methods both backends share. Each backend module defines, in
-/// its own SQL dialect, the constants `INSERT`, `SELECT_ONE`, `COUNT`,
-/// `SELECT_PAGE`, `UPDATE`, `DELETE` and `MIGRATOR`, and a `checkout()`
-/// method whose guard derefs to a connection and whose `finish` classifies
-/// the result (and, for PostgreSQL, discards a connection it broke).
+/// The query methods of the sqlx-based backend (SQLite). It defines the
+/// constants `INSERT`, `SELECT_ONE`, `COUNT`, `SELECT_PAGE`, `UPDATE`,
+/// `DELETE` and `MIGRATOR`, and a `checkout()` method whose guard derefs to
+/// a connection and whose `finish` classifies the result. PostgreSQL has
+/// its own methods, on pipelined tokio-postgres connections.
 ///
-/// Rows are read with `fetch_all` even where at most one is expected:
-/// `fetch_one`/`fetch_optional` stop reading before PostgreSQL's
-/// ReadyForQuery, and the connection then needs another round trip.
+/// Rows are read with `fetch_all` even where at most one is expected, so a
+/// connection always reads its query's answer to the end.
 macro_rules! student_queries {
     () => {
         pub async fn migrate(&self) -> Result<usize, StorageError> {
@@ -45,7 +44,7 @@ macro_rules! student_queries {
                 .bind(student.gpa.value())
                 .fetch_all(&mut *conn)
                 .await;
-            conn.finish(result)?.pop().ok_or(StorageError::Query(sqlx::Error::RowNotFound))
+            conn.finish(result)?.pop().ok_or(StorageError::Query(DbError::NoRow))
         }
 
         #[tracing::instrument(name = "db.get", skip(self))]
@@ -104,7 +103,7 @@ mod sqlite;
 
 use std::time::Duration;
 
-pub use error::StorageError;
+pub use error::{DbError, StorageError};
 pub use record::{ListQuery, Page, PoolStats, StudentRecord};
 
 use sqlx::sqlite::SqliteConnectOptions;
@@ -143,11 +142,8 @@ impl Store {
     /// Opens a PostgreSQL pool. It connects lazily, so the service starts
     /// (and reports not-ready) while the database is still coming up, and
     /// each new connection logs in with the credentials current at the time.
-    pub fn postgres(
-        credentials: CredentialReceiver,
-        settings: &PoolSettings,
-    ) -> Result<Self, StorageError> {
-        postgres::PgStore::connect_lazy(credentials, settings).map(Self::Postgres)
+    pub fn postgres(credentials: CredentialReceiver, settings: &PoolSettings) -> Self {
+        Self::Postgres(postgres::PgStore::connect_lazy(credentials, settings))
     }
 
     /// Opens the SQLite file at once, creating it when missing.

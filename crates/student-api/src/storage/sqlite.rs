@@ -11,7 +11,7 @@ use sqlx::sqlite::{
 use sqlx::Sqlite;
 
 use super::migrations::APPLIED_SQL;
-use super::{ListQuery, Page, PoolSettings, PoolStats, StorageError, StudentRecord};
+use super::{DbError, ListQuery, Page, PoolSettings, PoolStats, StorageError, StudentRecord};
 use crate::domain::{Email, FieldOfStudy, Gpa, NewStudent, StudentChanges, StudentName};
 
 macro_rules! columns {
@@ -100,7 +100,7 @@ impl SqliteStore {
             .filter(|p| !p.as_os_str().is_empty())
         {
             std::fs::create_dir_all(dir)
-                .map_err(|e| StorageError::Unavailable(sqlx::Error::Io(e)))?;
+                .map_err(|e| StorageError::Unavailable(sqlx::Error::Io(e).into()))?;
         }
         let options = options
             .create_if_missing(true)

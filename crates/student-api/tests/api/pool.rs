@@ -2,17 +2,26 @@
 
 use crate::helpers::{admin_connection, config, student, Backend, TestApp, TestDb};
 
-#[tokio::test]
-async fn connections_killed_by_the_server_are_replaced_not_reused() {
+/// The service on a fresh, migrated PostgreSQL database, and that
+/// database's name.
+async fn start_on_postgres(max_connections: u32) -> (TestApp, String) {
     let (db, url) = TestDb::create(Backend::Postgres).await;
     let database = url::Url::parse(&url)
         .unwrap()
         .path()
         .trim_start_matches('/')
         .to_owned();
-    let config = config(&[&format!("--database-url={url}"), "--db-max-connections=2"]);
+    let config = config(&[
+        &format!("--database-url={url}"),
+        &format!("--db-max-connections={max_connections}"),
+    ]);
     student_api::app::migrate(&config, None).await.unwrap();
-    let app = TestApp::start(config, Some(db)).await;
+    (TestApp::start(config, Some(db)).await, database)
+}
+
+#[tokio::test]
+async fn connections_killed_by_the_server_are_replaced_not_reused() {
+    let (app, database) = start_on_postgres(2).await;
     let created = app.create_student(&student("Survivor")).await;
     let path = format!("/api/v1/students/{}", created["id"]);
     assert_eq!(app.get(&path).await.status(), 200);
@@ -39,4 +48,38 @@ async fn connections_killed_by_the_server_are_replaced_not_reused() {
         "{statuses:?}"
     );
     assert_eq!(statuses[3..], [200, 200, 200], "{statuses:?}");
+}
+
+#[tokio::test]
+async fn concurrent_requests_share_a_few_pipelined_connections() {
+    const REQUESTS: usize = 32;
+    let (app, database) = start_on_postgres(10).await;
+    let created = app.create_student(&student("Shared")).await;
+    let target = app.url(&format!("/api/v1/students/{}", created["id"]));
+
+    let client = reqwest::Client::new();
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..REQUESTS {
+        let (client, target) = (client.clone(), target.clone());
+        requests.spawn(async move { client.get(target).send().await.unwrap().status() });
+    }
+    while let Some(status) = requests.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+
+    // One connection per request in flight would have opened all ten; a new
+    // one opens only when each open one carries 8 queries.
+    let mut admin = admin_connection().await;
+    let open: i64 = sqlx::query_scalar(
+        "select count(*) from pg_stat_activity \
+         where application_name = 'student-api' and datname = $1",
+    )
+    .bind(&database)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        (1..=i64::try_from(REQUESTS / 8).unwrap()).contains(&open),
+        "{open} connections for {REQUESTS} concurrent requests"
+    );
 }
