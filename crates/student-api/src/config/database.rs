@@ -150,14 +150,19 @@ impl DatabaseArgs {
         }
     }
 
-    /// Picks the backend by the precedence in the module docs.
-    pub fn target(&self) -> Result<DatabaseTarget, ConfigError> {
-        if let Some(url) = secret_or_file(
+    /// `DATABASE_URL`, or the content of the file `DATABASE_URL_FILE` names.
+    fn database_url(&self) -> Result<Option<SecretString>, ConfigError> {
+        secret_or_file(
             "DATABASE_URL",
             self.database_url.as_ref(),
             "DATABASE_URL_FILE",
             self.database_url_file.as_ref(),
-        )? {
+        )
+    }
+
+    /// Picks the backend by the precedence in the module docs.
+    pub fn target(&self) -> Result<DatabaseTarget, ConfigError> {
+        if let Some(url) = self.database_url()? {
             return parse_database_url(url.expose_secret());
         }
         if let Some(host) = &self.postgres_host {
@@ -172,12 +177,7 @@ impl DatabaseArgs {
     /// password, if given, are replaced by Vault's.
     pub fn vault_base(&self) -> Result<PgConnectOptions, ConfigError> {
         const WHEN: &str = "when database credentials come from Vault (VAULT_ADDR)";
-        if let Some(url) = secret_or_file(
-            "DATABASE_URL",
-            self.database_url.as_ref(),
-            "DATABASE_URL_FILE",
-            self.database_url_file.as_ref(),
-        )? {
+        if let Some(url) = self.database_url()? {
             return match parse_database_url(url.expose_secret())? {
                 DatabaseTarget::Postgres(options) => Ok(options),
                 DatabaseTarget::Sqlite(_) => Err(ConfigError::Invalid {

@@ -122,7 +122,100 @@ impl SqliteStore {
         Ok(Checkout(self.pool.acquire().await?))
     }
 
-    student_queries!();
+    pub async fn migrate(&self) -> Result<usize, StorageError> {
+        let before = self.applied().await?.len();
+        let mut conn = self.checkout().await?;
+        let result = MIGRATOR.run(&mut *conn).await.map_err(StorageError::from);
+        conn.finish(Ok(())).and(result)?;
+        Ok(self.applied().await?.len().saturating_sub(before))
+    }
+
+    pub async fn migrations_current(&self) -> Result<bool, StorageError> {
+        Ok(super::migrations::is_current(
+            MIGRATOR,
+            &self.applied().await?,
+        ))
+    }
+
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        let mut conn = self.checkout().await?;
+        let result = sqlx::query("select 1").execute(&mut *conn).await;
+        conn.finish(result).map(drop)
+    }
+
+    #[tracing::instrument(name = "db.create", skip_all)]
+    pub async fn create(&self, student: &NewStudent) -> Result<StudentRecord, StorageError> {
+        let mut conn = self.checkout().await?;
+        let result = sqlx::query_as(INSERT)
+            .bind(student.name.as_str())
+            .bind(student.email.as_str())
+            .bind(student.domain.as_str())
+            .bind(student.gpa.value())
+            .fetch_all(&mut *conn)
+            .await;
+        conn.finish(result)?
+            .pop()
+            .ok_or(StorageError::Query(DbError::NoRow))
+    }
+
+    #[tracing::instrument(name = "db.get", skip(self))]
+    pub async fn get(&self, id: i64) -> Result<Option<StudentRecord>, StorageError> {
+        let mut conn = self.checkout().await?;
+        let result = sqlx::query_as(SELECT_ONE)
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await;
+        Ok(conn.finish(result)?.pop())
+    }
+
+    #[tracing::instrument(name = "db.list", skip_all, fields(limit = query.limit, offset = query.offset))]
+    pub async fn list(&self, query: &ListQuery) -> Result<Page, StorageError> {
+        let search = query.search.as_deref();
+        let mut conn = self.checkout().await?;
+        let result = async {
+            let total: Vec<i64> = sqlx::query_scalar(COUNT)
+                .bind(search)
+                .fetch_all(&mut *conn)
+                .await?;
+            let records = sqlx::query_as(SELECT_PAGE)
+                .bind(search)
+                .bind(query.limit)
+                .bind(query.offset)
+                .fetch_all(&mut *conn)
+                .await?;
+            Ok(Page {
+                records,
+                total: total.first().copied().unwrap_or_default(),
+            })
+        }
+        .await;
+        conn.finish(result)
+    }
+
+    #[tracing::instrument(name = "db.update", skip(self, changes))]
+    pub async fn update(
+        &self,
+        id: i64,
+        changes: &StudentChanges,
+    ) -> Result<Option<StudentRecord>, StorageError> {
+        let mut conn = self.checkout().await?;
+        let result = sqlx::query_as(UPDATE)
+            .bind(id)
+            .bind(changes.name.as_ref().map(StudentName::as_str))
+            .bind(changes.email.as_ref().map(Email::as_str))
+            .bind(changes.domain.as_ref().map(FieldOfStudy::as_str))
+            .bind(changes.gpa.map(Gpa::value))
+            .fetch_all(&mut *conn)
+            .await;
+        Ok(conn.finish(result)?.pop())
+    }
+
+    #[tracing::instrument(name = "db.delete", skip(self))]
+    pub async fn delete(&self, id: i64) -> Result<bool, StorageError> {
+        let mut conn = self.checkout().await?;
+        let result = sqlx::query(DELETE).bind(id).execute(&mut *conn).await;
+        Ok(conn.finish(result)?.rows_affected() > 0)
+    }
 
     pub fn pool_stats(&self) -> PoolStats {
         PoolStats {

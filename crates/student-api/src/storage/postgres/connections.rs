@@ -25,6 +25,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use sqlx::postgres::PgConnection;
+use sqlx::Connection as _;
 use tokio::sync::OnceCell;
 use tokio_postgres::{Client, Statement};
 
@@ -191,6 +193,29 @@ impl Connections {
             in_flight: AtomicUsize::new(0),
             statements: Default::default(),
         })
+    }
+
+    /// A sqlx connection outside the set, with the current credentials and
+    /// the same session settings, for work a shared connection cannot carry:
+    /// sqlx's migrator takes an advisory lock and runs each file in a
+    /// transaction.
+    pub(super) async fn open_unshared(&self) -> Result<PgConnection, StorageError> {
+        let credential = self.credentials.borrow().clone();
+        let options = credential
+            .options
+            .clone()
+            .application_name("student-api")
+            .options([(
+                "statement_timeout",
+                self.settings.statement_timeout.as_millis(),
+            )]);
+        tokio::time::timeout(
+            self.settings.acquire_timeout,
+            PgConnection::connect_with(&options),
+        )
+        .await
+        .map_err(|_| StorageError::Unavailable(DbError::TimedOut))?
+        .map_err(StorageError::from)
     }
 
     /// Drops the connections of older credentials at once; their sessions

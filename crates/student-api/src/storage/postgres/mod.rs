@@ -10,7 +10,6 @@ mod queries;
 
 use std::sync::Arc;
 
-use sqlx::postgres::PgConnection;
 use sqlx::Connection as _;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -45,8 +44,6 @@ fn first_record(rows: &[Row]) -> Result<Option<StudentRecord>, StorageError> {
 #[derive(Clone)]
 pub struct PgStore {
     connections: Arc<Connections>,
-    credentials: CredentialReceiver,
-    settings: PoolSettings,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -61,13 +58,9 @@ impl PgStore {
     /// Sets up the connection set; connections open on first use, with
     /// whatever credentials `credentials` holds at that moment.
     pub fn connect_lazy(credentials: CredentialReceiver, settings: &PoolSettings) -> Self {
-        let connections = Arc::new(Connections::new(credentials.clone(), settings.clone()));
+        let connections = Arc::new(Connections::new(credentials, settings.clone()));
         tokio::spawn(connections.clone().retire_rotated());
-        Self {
-            connections,
-            credentials,
-            settings: settings.clone(),
-        }
+        Self { connections }
     }
 
     /// Runs `query` with `params` on a shared connection.
@@ -81,26 +74,10 @@ impl PgStore {
         Ok(connection.client().query(&statement, params).await?)
     }
 
-    /// Applies the embedded migrations on a connection of their own: sqlx's
-    /// migrator takes an advisory lock and runs each file in a transaction,
-    /// which a shared connection cannot carry.
+    /// Applies the embedded migrations on a connection of their own.
     pub async fn migrate(&self) -> Result<usize, StorageError> {
         let before = self.applied().await?.len();
-        let credential = self.credentials.borrow().clone();
-        let options = credential
-            .options
-            .clone()
-            .application_name("student-api")
-            .options([(
-                "statement_timeout",
-                self.settings.statement_timeout.as_millis(),
-            )]);
-        let mut conn = tokio::time::timeout(
-            self.settings.acquire_timeout,
-            PgConnection::connect_with(&options),
-        )
-        .await
-        .map_err(|_| StorageError::Unavailable(DbError::TimedOut))??;
+        let mut conn = self.connections.open_unshared().await?;
         let result = MIGRATOR.run(&mut conn).await.map_err(StorageError::from);
         // The outcome is the migrator's; a failed goodbye changes nothing.
         let _ = conn.close().await;
