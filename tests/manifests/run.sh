@@ -11,8 +11,8 @@
 #
 # Usage: tests/manifests/run.sh
 # Environment (optional):
-#   KUBERNETES_VERSION   release whose built-in schemas apply (default: the
-#                        validator's, see validate.py)
+#   KUBERNETES_VERSION   the one release whose built-in schemas apply
+#                        (default: every supported release, see validate.py)
 set -euo pipefail
 
 LOG_PREFIX="manifests"

@@ -142,8 +142,8 @@ def test_a_valid_built_in_object_passes(validator):
 
     assert problems == []
     assert checked == [
-        "Deployment student-api/web (Kubernetes 1.31.0 strict)",
-        "ConfigMap settings (Kubernetes 1.31.0 strict)",
+        "Deployment student-api/web (Kubernetes 1.35.0 strict)",
+        "ConfigMap settings (Kubernetes 1.35.0 strict)",
     ]
 
 
@@ -227,7 +227,7 @@ def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
 def test_the_command_exits_0_on_valid_files_and_1_on_any_problem():
     files = eso_files()
     ok = run_cli(*map(str, files))
-    expected = f"validate: {len(files)} inputs: {len(files)} document(s) valid\n"
+    expected = f"validate: {len(files)} inputs: {len(files)} document(s) valid for Kubernetes 1.35.0 and 1.37.0\n"
     assert (ok.returncode, ok.stdout, ok.stderr) == (0, "", expected)
 
     doc = real_document("ExternalSecret")
@@ -236,7 +236,23 @@ def test_the_command_exits_0_on_valid_files_and_1_on_any_problem():
     assert bad.returncode == 1
     assert bad.stdout.startswith("<stdin>:")
     assert "spec.refreshInteval: unknown field" in bad.stdout
-    assert bad.stderr == "validate: 2 inputs: 1 problem(s) in 2 document(s) read\n"
+    assert bad.stderr == "validate: 2 inputs: 1 problem(s) in 2 document(s) read (Kubernetes 1.35.0 and 1.37.0)\n"
+
+
+def test_the_command_checks_the_floor_and_the_newest_release_and_names_the_one_that_fails():
+    assert validate.SUPPORTED_KUBERNETES_VERSIONS == ("1.35.0", "1.37.0")
+    # PodSpec.schedulingGroup exists from 1.37 on; PodSpec.workloadRef, an
+    # alpha field of 1.35, is gone in 1.37. Each is valid in one release only.
+    newer, removed = deployment(), deployment()
+    newer["spec"]["template"]["spec"]["schedulingGroup"] = {"podGroupName": "web"}
+    removed["spec"]["template"]["spec"]["workloadRef"] = {"name": "web", "podGroup": "web"}
+
+    for doc, fails_in in ((newer, "1.35.0"), (removed, "1.37.0")):
+        result = run_cli("-", stdin=dump(doc))
+        assert result.returncode == 1, result.stdout
+        assert result.stdout.rstrip().endswith(f"(Kubernetes {fails_in})"), result.stdout
+        passes_in = "1.37.0" if fails_in == "1.35.0" else "1.35.0"
+        assert run_cli("-k", passes_in, "-", stdin=dump(doc)).returncode == 0
 
 
 def test_the_command_fails_on_empty_input_and_on_an_unsupported_release():

@@ -10,8 +10,9 @@ Where each document's schema comes from:
   strict schemas vendored in tests/schemas/; which schema serves which
   apiVersion and kind is read from the `enum` each schema pins them to;
 - built-in kinds (Deployment, Service, ...): kubernetes-validate's strict
-  schemas for one pinned Kubernetes release, the same check as
-  `kubernetes-validate --strict -k <version>`;
+  schemas of each supported Kubernetes release (SUPPORTED_KUBERNETES_VERSIONS:
+  the platform's floor and the newest release), the same check as
+  `kubernetes-validate --strict -k <version>` once per release;
 - anything else is an error: a kind nobody has a schema for never passes.
 
 Both checks are library calls in one process, not CLI runs: each CLI run
@@ -23,7 +24,8 @@ the jsonschema engine are the ones those CLIs use (a test checks that
 check-jsonschema agrees). kubernetes-validate reports one error per document,
 the most relevant one; CRD documents get every error.
 
-Usage: validate.py [-k X.Y.Z] [--stdin-name NAME] [-v] FILE|- ...
+Usage: validate.py [-k X.Y.Z ...] [--stdin-name NAME] [-v] FILE|- ...
+  (no -k: every release of SUPPORTED_KUBERNETES_VERSIONS)
   e.g. kubectl kustomize deploy/external-secrets | validate.py --stdin-name deploy/external-secrets -
 Exit status: 0 when every document is valid, 1 otherwise, 2 on bad usage.
 """
@@ -33,7 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -44,9 +46,13 @@ from kubernetes_validate import utils as kubernetes_validate
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
-# The oldest Kubernetes release the platform runs on: its schemas reject
-# fields that only newer releases know, so manifests stay deployable there.
-DEFAULT_KUBERNETES_VERSION = "1.31.0"
+# The Kubernetes releases every manifest must be valid for: the oldest the
+# platform supports (its floor: the charts' kubeVersion, the cluster
+# scripts' check; 1.33 and 1.34 are out of upstream support), whose schemas
+# reject fields only newer releases know, and the newest release, whose
+# schemas reject fields it has removed.
+SUPPORTED_KUBERNETES_VERSIONS = ("1.35.0", "1.37.0")
+DEFAULT_KUBERNETES_VERSION = SUPPORTED_KUBERNETES_VERSIONS[0]
 
 # Longest message printed for one problem; schema messages may quote whole
 # objects.
@@ -343,8 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "-k",
         "--kubernetes-version",
-        default=DEFAULT_KUBERNETES_VERSION,
-        help="Kubernetes release whose built-in schemas apply (default %(default)s)",
+        action="append",
+        dest="kubernetes_versions",
+        help="Kubernetes release whose built-in schemas apply; repeat for several "
+        f"(default: {' and '.join(SUPPORTED_KUBERNETES_VERSIONS)})",
     )
     parser.add_argument("--schemas", type=Path, default=SCHEMA_DIR, help="directory of CRD schemas")
     parser.add_argument(
@@ -355,8 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="also list every valid document")
     args = parser.parse_args(argv)
 
+    versions = list(dict.fromkeys(args.kubernetes_versions or SUPPORTED_KUBERNETES_VERSIONS))
     try:
-        validator = Validator(args.schemas, args.kubernetes_version)
+        validators = [Validator(args.schemas, version) for version in versions]
     except SetupError as error:
         print(f"validate: {error}", file=sys.stderr)
         return 2
@@ -369,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as error:
             problems.append(Problem(name, 0, 0, "", "", f"cannot read: {error.strerror}"))
             continue
-        checked, found = validator.check_text(text, name)
+        checked, found = check_all(validators, text, name)
         count = len(checked)
         if count == 0 and not found:
             # An empty render usually means a broken pipeline, not a valid one.
@@ -384,11 +393,30 @@ def main(argv: list[str] | None = None) -> int:
     for problem in problems:
         print(problem)
     what = f"validate: {names[0]}" if len(names) == 1 else f"validate: {len(names)} inputs"
+    releases = f"Kubernetes {' and '.join(versions)}"
     if problems:
-        print(f"{what}: {len(problems)} problem(s) in {total_docs} document(s) read", file=sys.stderr)
+        print(f"{what}: {len(problems)} problem(s) in {total_docs} document(s) read ({releases})", file=sys.stderr)
         return 1
-    print(f"{what}: {total_docs} document(s) valid", file=sys.stderr)
+    print(f"{what}: {total_docs} document(s) valid for {releases}", file=sys.stderr)
     return 0
+
+
+def check_all(validators: list[Validator], text: str, source: str) -> tuple[list[str], list[Problem]]:
+    """check_text under each validator's Kubernetes release: the documents as
+    the first release describes them, and every problem once, naming the
+    releases it is limited to when not all of them have it."""
+    results = [validator.check_text(text, source) for validator in validators]
+    seen: dict[Problem, list[str]] = {}
+    for validator, (_, found) in zip(validators, results):
+        for problem in found:
+            seen.setdefault(problem, []).append(validator.kubernetes_version)
+    problems = [
+        problem
+        if len(releases) == len(validators)
+        else replace(problem, message=f"{problem.message} (Kubernetes {', '.join(releases)})")
+        for problem, releases in seen.items()
+    ]
+    return results[0][0], problems
 
 
 if __name__ == "__main__":
