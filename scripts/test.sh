@@ -24,7 +24,7 @@
 #   manifests        deployment manifests rendered and validated offline
 #                    against strict schemas, yamllint (tests/manifests/run.sh)
 #   charts           every Helm chart rendered with every values file (Helm
-#                    SDK), lint --strict, strict schemas for Kubernetes 1.30
+#                    SDK), lint --strict, strict schemas for Kubernetes 1.35
 #                    and 1.37, CRD schemas, checkov, placement and hardening
 #                    tests (tests/charts/run.sh)
 #   argocd           the Argo CD app-of-apps: Applications against the strict
