@@ -10,16 +10,16 @@
 # tests/image/Dockerfile.scratch, which must keep the same runtime settings.
 #
 # Base images are pinned by digest: a tag moves, a digest names exact bytes.
-# Both builder and runtime are Debian 12 (bookworm), so the binary needs no
-# newer glibc than the runtime has. Where the digests come from:
-# - rust:1.95.0-bookworm: the multi-arch index digest that
-#   docker.io/library/rust:1.95-bookworm resolved to in a published BuildKit
-#   build log, and the digest public projects pin for rust:1.95.0-bookworm.
-# - gcr.io/distroless/cc-debian12:nonroot: the index digest public projects
-#   pin for this tag (one of them records it as resolved from the registry).
-# Refresh with `docker buildx imagetools inspect <image>:<tag>`.
+# Both stages are Debian 13 (trixie, glibc 2.41), so the binary needs no newer
+# glibc than the runtime has; tests/image/image.py fails when the two name
+# different Debian releases. Each FROM says where its digest comes from;
+# refresh with `docker buildx imagetools inspect <image>:<tag>`.
 
-FROM rust:1.95.0-bookworm@sha256:6258907abe69656e41cd992e0b705cdcfabcbbe3db374f92ed2d47121282d4a1 AS builder
+# 1.99.0: the newest stable Rust docker-library/official-images publishes that
+# could be confirmed. Multi-arch index digest of rust:1.99.0-trixie, recorded
+# as resolved from Docker Hub on 2026-10-06 and pinned so by public projects
+# (ThreatFlux/rust-cicd-template among them, with the runtime digest below).
+FROM rust:1.99.0-trixie@sha256:3745c050d12adc738eff16ebfc81ed044bfb2cc27c6828850ff1666beb1c7a49 AS builder
 
 WORKDIR /src
 
@@ -44,7 +44,11 @@ RUN touch crates/student-api/src/main.rs crates/student-api/src/lib.rs \
     && target/release/student-api --version \
     && mkdir /out /out/data
 
-FROM gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f AS runtime
+# cc-debian13: the debian12 images are no longer built since 2026-09-01
+# (GoogleContainerTools/distroless#2129). Multi-arch index digest of the
+# nonroot tag, confirmed current on 2026-09-29 and pinned by public projects
+# on 2026-10-02 (portalshq/portals-cloud: no HIGH or CRITICAL finding).
+FROM gcr.io/distroless/cc-debian13:nonroot@sha256:e792ab3d241a468a4fd7519ddbbebe66b49b5f365771716ea688ad40b6c6f1c2 AS runtime
 
 # Root-owned and read-only to the service: the process cannot replace its binary.
 COPY --from=builder /src/target/release/student-api /usr/local/bin/student-api

@@ -8,7 +8,10 @@ Subcommands:
                                 /tmp and /home/nonroot
   check-dockerfiles REAL TWIN   the twin's final stage matches the real one's
                                 from the binary's COPY on, and ARG VERSION
-                                defaults to the crate version
+                                defaults to the crate version; every base
+                                image of REAL is pinned by tag and digest and
+                                all are the same Debian release (builder and
+                                runtime share one glibc)
   check-image INSPECT_JSON      the built image's config (`podman image
                                 inspect`): numeric non-root user, labels, env,
                                 entrypoint, command, port, working directory
@@ -54,6 +57,10 @@ CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 PASSWD = "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"
 GROUP = "root:x:0:\nnonroot:x:65532:\n"
 PR_SET_NO_NEW_PRIVS = 38
+# Debian releases by codename, as Docker tags name them (rust:X.Y.Z-trixie);
+# distroless names the number instead (cc-debian13).
+DEBIAN_CODENAMES = {"bookworm": "12", "trixie": "13", "forky": "14"}
+PINNED_IMAGE = re.compile(r"^(?P<name>[a-z0-9./_-]+):(?P<tag>[A-Za-z0-9._-]+)@sha256:[0-9a-f]{64}$")
 
 
 def fail(message: str) -> None:
@@ -140,7 +147,10 @@ def stage_base(binary: Path, out: Path) -> None:
             info = entries[name]
             info.mtime, info.uname, info.gname = 0, "", ""
             tar.addfile(info, io.BytesIO(payloads[name]) if name in payloads else None)
-    print(f"{out}: {len(entries)} entries", file=sys.stderr)
+    # ldd resolved the libraries as this process's loader does, so this is
+    # the glibc staged: the test host's, which docs/container.md explains.
+    glibc = os.confstr("CS_GNU_LIBC_VERSION") or "glibc of unknown version"
+    print(f"{out}: {len(entries)} entries; libraries from this host ({glibc})", file=sys.stderr)
 
 
 # --------------------------------------------------------- check-dockerfiles
@@ -181,8 +191,59 @@ def runtime_part(stage: list[tuple[str, str]], binary: str) -> list[tuple[str, s
     return []
 
 
+def base_images(path: Path) -> list[str]:
+    """The image of every FROM that names one (not an earlier stage)."""
+    from dockerfile_parse import DockerfileParser
+
+    with path.open("rb") as handle:
+        structure = DockerfileParser(fileobj=handle).structure
+    images, stages = [], set()
+    for item in structure:
+        if item["instruction"] != "FROM":
+            continue
+        words = [w for w in item["value"].split() if not w.startswith("--")]
+        if len(words) == 3 and words[1].upper() == "AS":
+            stages.add(words[2].lower())
+        if words[0].lower() not in stages and words[0] != "scratch":
+            images.append(words[0])
+    return images
+
+
+def debian_release(image: str) -> str | None:
+    """The Debian release a pinned image names: -<codename> ending its tag,
+    or -debian<N> ending its name."""
+    match = PINNED_IMAGE.match(image)
+    if not match:
+        return None
+    codename = match["tag"].rsplit("-", 1)[-1]
+    if codename in DEBIAN_CODENAMES:
+        return DEBIAN_CODENAMES[codename]
+    number = re.search(r"-debian(\d+)$", match["name"])
+    return number.group(1) if number else None
+
+
+def check_base_images(real: Path) -> None:
+    """Pinned by tag and digest, all on one Debian release: the binary is
+    linked against the builder's glibc and runs on the runtime's."""
+    images = base_images(real)
+    problems = [f"{image}: want name:tag@sha256:<64 hex digits>" for image in images if not PINNED_IMAGE.match(image)]
+    releases = {image: debian_release(image) for image in images if PINNED_IMAGE.match(image)}
+    problems += [f"{image}: names no Debian release (a -<codename> tag or a -debian<N> image)"
+                 for image, release in releases.items() if release is None]
+    if len({r for r in releases.values() if r}) > 1:
+        problems.append("the stages are on different Debian releases: "
+                        + ", ".join(f"{image.split('@')[0]} is Debian {r}" for image, r in releases.items()))
+    if not images:
+        problems.append("no base image")
+    if problems:
+        fail(f"{real} base images:\n  " + "\n  ".join(problems))
+    release = next(iter(releases.values()))
+    print(f"{real.name}: {len(images)} base images, pinned by digest, all Debian {release}", file=sys.stderr)
+
+
 def check_dockerfiles(real: Path, twin: Path) -> None:
     facts = crate_facts()
+    check_base_images(real)
     binary = f"/usr/local/bin/{facts['name']}"
     ours, theirs = runtime_part(final_stage(real), binary), runtime_part(final_stage(twin), binary)
     if ours != theirs:

@@ -4,14 +4,17 @@
 #          in .hadolint.yaml); checkov on Dockerfile with no failed check and
 #          a reason for every skip; compose.yaml against the Compose
 #          Specification schema, then the project's rules for it
-#          (check_compose.py); the scratch twin in step with the Dockerfile.
+#          (check_compose.py); the Dockerfile's base images pinned by digest
+#          and on one Debian release; the scratch twin in step with it.
 #   image  (root) the FROM scratch proof: release build, a context staged with
-#          the binary, the shared libraries it links, CA certificates and a
-#          nonroot user, `podman build` of Dockerfile.scratch, its config and
-#          filesystem checked; then the image's own entrypoint run as UID 65532
-#          on a read-only copy of its filesystem with a data volume: --version,
-#          serve on SQLite (GET /healthcheck and /ready, a student written and
-#          read back), the process's credentials, SIGTERM and exit 0.
+#          the binary, the shared libraries it links and CA certificates
+#          (this host's, not Debian 13's: docs/container.md says what that
+#          leaves unproven) and a nonroot user, `podman build` of
+#          Dockerfile.scratch, its config and filesystem checked; then the
+#          image's own entrypoint run as UID 65532 on a read-only copy of its
+#          filesystem with a data volume: --version, serve on SQLite (GET
+#          /healthcheck and /ready, a student written and read back), the
+#          process's credentials, SIGTERM and exit 0.
 # No base image is pulled and nothing but loopback is contacted. It installs
 # what it needs: tests/image/requirements.txt into .venv/image, podman (apt)
 # when missing.

@@ -14,7 +14,18 @@ REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / ".github" / "workflows"
 USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$")
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
-VERSION_COMMENT = re.compile(r"^\s+# v\d+\.\d+\.\d+$")
+VERSION_COMMENT = re.compile(r"^\s+# v(\d+)\.\d+\.\d+$")
+# The first major of each action that runs on Node 24 (`runs.using` in its
+# action.yml at that tag): GitHub's runners no longer run Node 20 actions, so
+# no older major may come back. A new action needs its entry here.
+NODE24_MAJORS = {
+    "actions/checkout": 5,
+    "actions/cache": 5,
+    "docker/setup-buildx-action": 4,
+    "docker/login-action": 4,
+    "docker/metadata-action": 6,
+    "docker/build-push-action": 7,
+}
 
 
 def load(name: str) -> dict:
@@ -41,6 +52,19 @@ def test_every_action_is_pinned_by_commit_with_its_release_in_a_comment(path: Pa
     for match in uses:
         assert PINNED.match(match.group(1)), f"{path.name}: {match.group(1)} is not pinned by a full commit SHA"
         assert VERSION_COMMENT.match(match.group(2)), f"{path.name}: {match.group(1)} lacks a '# vX.Y.Z' comment"
+
+
+@pytest.mark.parametrize("path", workflow_files(), ids=lambda p: p.name)
+def test_every_action_is_at_a_major_that_runs_on_node_24(path: Path) -> None:
+    uses = [m for m in map(USES.match, path.read_text().splitlines()) if m]
+
+    for match in uses:
+        action = match.group(1).split("@")[0]
+        version = VERSION_COMMENT.match(match.group(2))
+        assert action in NODE24_MAJORS, f"{path.name}: {action} has no entry in NODE24_MAJORS"
+        assert version and int(version.group(1)) >= NODE24_MAJORS[action], (
+            f"{path.name}: {action} {match.group(2).strip()} predates its Node 24 major v{NODE24_MAJORS[action]}"
+        )
 
 
 def test_the_same_action_is_pinned_to_the_same_commit_everywhere() -> None:
