@@ -62,7 +62,8 @@ CHART_REPOS = {
     "kube-prometheus-stack": "https://prometheus-community.github.io/helm-charts",
     "prometheus-postgres-exporter": "https://prometheus-community.github.io/helm-charts",
     "prometheus-blackbox-exporter": "https://prometheus-community.github.io/helm-charts",
-    "loki": "https://grafana.github.io/helm-charts",
+    # The open-source Loki chart moved to grafana-community on 2026-03-16.
+    "loki": "https://grafana-community.github.io/helm-charts",
     "alloy": "https://grafana.github.io/helm-charts",
 }
 
@@ -689,27 +690,63 @@ def _replicas(path: str, default: int) -> Callable[[dict], bool]:
 
 
 def _loki_mode(*modes: str) -> Callable[[dict], bool]:
-    return lambda values: (get_path(values, ("deploymentMode",)) or "SimpleScalable") in modes
+    # The chart's default mode since chart 12 is Monolithic (formerly SingleBinary).
+    return lambda values: (get_path(values, ("deploymentMode",)) or "Monolithic") in modes
 
 
+_MONOLITHIC = ("Monolithic", "SingleBinary", "Monolithic<->SimpleScalable", "SingleBinary<->SimpleScalable")
+_SCALABLE = ("SimpleScalable", "Monolithic<->SimpleScalable", "SingleBinary<->SimpleScalable", "SimpleScalable<->Distributed")
+_DISTRIBUTED = ("Distributed", "SimpleScalable<->Distributed")
+
+# grafana-community/helm-charts charts/loki (18.x): a component's
+# nodeSelector, else defaults.nodeSelector (gateway included). The scalable
+# and distributed targets render only in their modes (and with object
+# storage); they are checked whenever their mode and switch say they exist.
 NODE_SELECTORS["loki"] = (
+    Pods("fallback of every Loki component and the gateway", _p("defaults.nodeSelector")),
     Pods(
         "single binary",
         _p("singleBinary.nodeSelector"),
-        both(_loki_mode("SingleBinary", "SingleBinary<->SimpleScalable"), _replicas("singleBinary.replicas", 0)),
+        both(_loki_mode(*_MONOLITHIC), switch("singleBinary.enabled", True)),
     ),
     *(
         Pods(
             f"{target} target",
             _p(f"{target}.nodeSelector"),
-            both(_loki_mode("SimpleScalable", "SimpleScalable<->Distributed"), _replicas(f"{target}.replicas", 3)),
+            both(_loki_mode(*_SCALABLE), _replicas(f"{target}.replicas", 3)),
         )
         for target in ("write", "read", "backend")
     ),
+    *(
+        Pods(f"{target} (distributed)", _p(f"{target}.nodeSelector"), both(_loki_mode(*_DISTRIBUTED), switch(f"{target}.enabled", on)))
+        for target, on in (
+            ("ingester", True),
+            ("distributor", True),
+            ("querier", True),
+            ("queryFrontend", True),
+            ("queryScheduler", True),
+            ("indexGateway", True),
+            ("compactor", True),
+            ("ruler", True),
+            ("bloomGateway", False),
+            ("bloomPlanner", False),
+            ("bloomBuilder", False),
+            ("patternIngester", False),
+            ("overridesExporter", False),
+        )
+    ),
     Pods("gateway", _p("gateway.nodeSelector"), switch("gateway.enabled", True)),
     Pods("chunks cache", _p("chunksCache.nodeSelector"), switch("chunksCache.enabled", True)),
+    Pods(
+        "second-level chunks cache",
+        _p("chunksCache.l2.nodeSelector"),
+        both(switch("chunksCache.enabled", True), switch("chunksCache.l2.enabled", False)),
+    ),
     Pods("results cache", _p("resultsCache.nodeSelector"), switch("resultsCache.enabled", True)),
-    Pods("MinIO subchart", _p("minio.nodeSelector"), switch("minio.enabled", False)),
+    Pods("table manager", _p("tableManager.nodeSelector"), switch("tableManager.enabled", False)),
+    StaysOff("MinIO subchart (deprecated, fails to render)", switch("minio.enabled", False)),
+    StaysOff("rollout-operator subchart", switch("rollout_operator.enabled", False)),
+    StaysOff("helm test Pod (no node selector value)", switch("test.enabled", True)),
     NodeAgent("Loki canary DaemonSet", _p("lokiCanary.nodeSelector"), switch("lokiCanary.enabled", True)),
 )
 

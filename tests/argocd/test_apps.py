@@ -429,7 +429,7 @@ def test_a_floating_chart_version_is_caught(revision):
 def test_a_chart_from_an_unofficial_repository_is_caught():
     broken = mutated("dev", "loki")
     broken["spec"]["sources"][0]["repoURL"] = "https://charts.example.org"
-    assert any("expected https://grafana.github.io/helm-charts" in f for f in gitops.check_versions(broken))
+    assert any("expected https://grafana-community.github.io/helm-charts" in f for f in gitops.check_versions(broken))
 
 
 def test_a_git_source_off_main_is_caught():
@@ -565,6 +565,18 @@ def test_tolerations_match_as_kubernetes_matches_them():
     assert not gitops.tolerates({"key": taint["key"], "operator": "Exists", "effect": "NoExecute"}, taint)
     assert not gitops.tolerates({"key": taint["key"], "value": "true"}, taint)
     assert not gitops.tolerates({"key": "other", "operator": "Exists"}, taint)
+
+
+def test_a_loki_component_off_its_node_role_is_caught():
+    values = gitops.passed_values(app("prod", "loki"))
+    assert not gitops.check_node_selectors("loki", "loki", values)
+    values["singleBinary"]["nodeSelector"] = {"type": "application"}
+    assert any("singleBinary.nodeSelector" in f for f in gitops.check_node_selectors("loki", "loki", values))
+    values = gitops.merge_values(gitops.passed_values(app("dev", "loki")), {"gateway": {"enabled": True}})
+    del values["defaults"]
+    assert any("gateway.nodeSelector" in f for f in gitops.check_node_selectors("loki", "loki", values))
+    values = gitops.merge_values(gitops.passed_values(app("dev", "loki")), {"test": {"enabled": True}})
+    assert any("helm test Pod" in f for f in gitops.check_node_selectors("loki", "loki", values))
 
 
 def test_a_chart_without_a_node_selector_table_is_caught():

@@ -46,7 +46,7 @@ PINNED = {
         "prometheusOperator.admissionWebhooks.deployment.nodeSelector",
         "crds.upgradeJob.nodeSelector",
     ],
-    "loki": ["singleBinary.nodeSelector"],
+    "loki": ["singleBinary.nodeSelector", "defaults.nodeSelector"],
     "prometheus-postgres-exporter": ["nodeSelector"],
     "prometheus-blackbox-exporter": ["nodeSelector"],
 }
@@ -72,13 +72,33 @@ def test_every_pod_runs_on_dependent_services_nodes(chart):
             assert obs.dig(vals, key) == DEPENDENT, f"{chart}/{name}: {key}"
 
 
-def test_loki_runs_nothing_but_the_pinned_single_binary():
+def test_loki_runs_nothing_but_the_pinned_monolithic_pod():
     for name, vals in all_values("loki"):
-        assert vals["deploymentMode"] == "SingleBinary", name
+        # "SingleBinary" is the name the chart deprecated at 12.0.
+        assert vals["deploymentMode"] == "Monolithic", name
+        assert vals["singleBinary"]["replicas"] == 1, name
+        assert vals["loki"]["storage"]["type"] == "filesystem", name
         for component in ("read", "write", "backend"):
             assert vals[component]["replicas"] == 0, (name, component)
         for component in ("gateway", "chunksCache", "resultsCache", "lokiCanary", "test"):
             assert vals[component]["enabled"] is False, (name, component)
+        assert not vals.get("minio", {}).get("enabled"), name
+
+
+def test_every_loki_container_has_resource_requests():
+    for name, vals in all_values("loki"):
+        # The Loki container, and the rules sidecar beside it in the same pod.
+        for key in ("singleBinary.resources", "sidecar.resources"):
+            requests = obs.dig(vals, key + ".requests") or {}
+            assert requests.get("cpu") and requests.get("memory"), f"{name}: {key}"
+            assert obs.dig(vals, key + ".limits.memory"), f"{name}: {key}"
+
+
+def test_the_loki_rules_sidecar_reads_configmaps_of_its_namespace_only():
+    vals = obs.values("loki")
+    assert vals["sidecar"]["rules"]["resource"] == "configmap"
+    assert not vals["sidecar"]["rules"].get("searchNamespace")
+    assert vals["rbac"]["namespaced"] is True
 
 
 def test_the_daemonsets_are_the_documented_exceptions():
