@@ -43,6 +43,9 @@ WAVE_ANNOTATION = "argocd.argoproj.io/sync-wave"
 RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
 NODE_ROLE_LABEL = "type"
 PLATFORM_ROLE = "dependent_services"
+# The taint of the control-plane node(s); a node agent that must run on every
+# node tolerates it.
+CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
 
 # A chart version Argo CD resolves to exactly one release: MAJOR.MINOR.PATCH,
 # no "v", no range, no wildcard, no pre-release.
@@ -59,8 +62,9 @@ CHART_REPOS = {
     "kube-prometheus-stack": "https://prometheus-community.github.io/helm-charts",
     "prometheus-postgres-exporter": "https://prometheus-community.github.io/helm-charts",
     "prometheus-blackbox-exporter": "https://prometheus-community.github.io/helm-charts",
-    "loki": "https://grafana.github.io/helm-charts",
-    "promtail": "https://grafana.github.io/helm-charts",
+    # The open-source Loki chart moved to grafana-community on 2026-03-16.
+    "loki": "https://grafana-community.github.io/helm-charts",
+    "alloy": "https://grafana.github.io/helm-charts",
 }
 
 # The Applications each variant must hold (the root aside).
@@ -76,7 +80,7 @@ DEV_APPS = frozenset(
         "kube-prometheus-stack",
         "observability-manifests",
         "loki",
-        "promtail",
+        "alloy",
         "prometheus-postgres-exporter",
         "prometheus-blackbox-exporter",
         "student-api",
@@ -114,7 +118,7 @@ NAMESPACES = {
     "kube-prometheus-stack": "observability",
     "observability-manifests": "observability",
     "loki": "observability",
-    "promtail": "observability",
+    "alloy": "observability",
     "prometheus-postgres-exporter": "observability",
     "prometheus-blackbox-exporter": "observability",
 }
@@ -147,7 +151,7 @@ WAVE_ORDER = (
     Before("prometheus-operator-crds", "kube-prometheus-stack", "ServiceMonitor and PrometheusRule CRDs"),
     Before("prometheus-operator-crds", "observability-manifests", "PrometheusRule CRD"),
     Before("prometheus-operator-crds", "loki", "ServiceMonitor CRD"),
-    Before("prometheus-operator-crds", "promtail", "ServiceMonitor CRD"),
+    Before("prometheus-operator-crds", "alloy", "ServiceMonitor CRD"),
     Before("prometheus-operator-crds", "prometheus-postgres-exporter", "ServiceMonitor CRD"),
     Before("prometheus-operator-crds", "prometheus-blackbox-exporter", "ServiceMonitor CRD"),
     Before("prometheus-operator-crds", "postgres", "PodMonitor CRD (production)"),
@@ -171,7 +175,7 @@ WAVE_ORDER = (
     # The database before its clients, the log store before its shipper.
     Before("postgres", "student-api", "the service migrates and serves the database"),
     Before("postgres", "prometheus-postgres-exporter", "the exporter logs in to the database"),
-    Before("loki", "promtail", "Promtail ships logs to Loki"),
+    Before("loki", "alloy", "Alloy ships logs to Loki"),
 )
 
 
@@ -543,6 +547,10 @@ class NodeAgent:
     selector: tuple[str, ...]
     enabled: Callable[[dict], bool] = lambda values: True
     must_reach: frozenset[str] | None = None
+    # Where its tolerations are, and the chart's default there: when given,
+    # an agent that must reach every node must tolerate CONTROL_PLANE_TAINT.
+    tolerations: tuple[str, ...] | None = None
+    default_tolerations: tuple[dict, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -649,11 +657,23 @@ NODE_SELECTORS: dict[str, tuple[Pods | NodeAgent | StaysOff, ...]] = {
     # grafana/loki production/helm/loki (single binary; the scalable targets
     # are checked whenever they are given replicas).
     "loki": (),  # filled in below
-    # grafana/helm-charts charts/promtail: a DaemonSet reading the log files of
-    # its node. Ours ships only the namespace student-api, whose pods run on
-    # application nodes (tests/charts/hardening.py NODE_ROLES), so it may be
-    # narrowed to those, and to nothing else.
-    "promtail": (NodeAgent("Promtail DaemonSet", _p("nodeSelector"), must_reach=frozenset({"application"})),),
+    # grafana/alloy operations/helm/charts/alloy (controller.*, default
+    # type daemonset, no tolerations): each pod ships the logs of its own
+    # node's pods, so as a DaemonSet it runs on every node, the control plane
+    # included; as a Deployment or StatefulSet it is a platform pod.
+    "alloy": (
+        NodeAgent(
+            "Alloy DaemonSet",
+            _p("controller.nodeSelector"),
+            lambda values: (get_path(values, _p("controller.type")) or "daemonset") == "daemonset",
+            tolerations=_p("controller.tolerations"),
+        ),
+        Pods(
+            "Alloy Deployment or StatefulSet",
+            _p("controller.nodeSelector"),
+            lambda values: (get_path(values, _p("controller.type")) or "daemonset") != "daemonset",
+        ),
+    ),
     "prometheus-postgres-exporter": (Pods("exporter", _p("nodeSelector")),),
     "prometheus-blackbox-exporter": (Pods("exporter", _p("nodeSelector")),),
 }
@@ -670,29 +690,77 @@ def _replicas(path: str, default: int) -> Callable[[dict], bool]:
 
 
 def _loki_mode(*modes: str) -> Callable[[dict], bool]:
-    return lambda values: (get_path(values, ("deploymentMode",)) or "SimpleScalable") in modes
+    # The chart's default mode since chart 12 is Monolithic (formerly SingleBinary).
+    return lambda values: (get_path(values, ("deploymentMode",)) or "Monolithic") in modes
 
 
+_MONOLITHIC = ("Monolithic", "SingleBinary", "Monolithic<->SimpleScalable", "SingleBinary<->SimpleScalable")
+_SCALABLE = ("SimpleScalable", "Monolithic<->SimpleScalable", "SingleBinary<->SimpleScalable", "SimpleScalable<->Distributed")
+_DISTRIBUTED = ("Distributed", "SimpleScalable<->Distributed")
+
+# grafana-community/helm-charts charts/loki (18.x): a component's
+# nodeSelector, else defaults.nodeSelector (gateway included). The scalable
+# and distributed targets render only in their modes (and with object
+# storage); they are checked whenever their mode and switch say they exist.
 NODE_SELECTORS["loki"] = (
+    Pods("fallback of every Loki component and the gateway", _p("defaults.nodeSelector")),
     Pods(
         "single binary",
         _p("singleBinary.nodeSelector"),
-        both(_loki_mode("SingleBinary", "SingleBinary<->SimpleScalable"), _replicas("singleBinary.replicas", 0)),
+        both(_loki_mode(*_MONOLITHIC), switch("singleBinary.enabled", True)),
     ),
     *(
         Pods(
             f"{target} target",
             _p(f"{target}.nodeSelector"),
-            both(_loki_mode("SimpleScalable", "SimpleScalable<->Distributed"), _replicas(f"{target}.replicas", 3)),
+            both(_loki_mode(*_SCALABLE), _replicas(f"{target}.replicas", 3)),
         )
         for target in ("write", "read", "backend")
     ),
+    *(
+        Pods(f"{target} (distributed)", _p(f"{target}.nodeSelector"), both(_loki_mode(*_DISTRIBUTED), switch(f"{target}.enabled", on)))
+        for target, on in (
+            ("ingester", True),
+            ("distributor", True),
+            ("querier", True),
+            ("queryFrontend", True),
+            ("queryScheduler", True),
+            ("indexGateway", True),
+            ("compactor", True),
+            ("ruler", True),
+            ("bloomGateway", False),
+            ("bloomPlanner", False),
+            ("bloomBuilder", False),
+            ("patternIngester", False),
+            ("overridesExporter", False),
+        )
+    ),
     Pods("gateway", _p("gateway.nodeSelector"), switch("gateway.enabled", True)),
     Pods("chunks cache", _p("chunksCache.nodeSelector"), switch("chunksCache.enabled", True)),
+    Pods(
+        "second-level chunks cache",
+        _p("chunksCache.l2.nodeSelector"),
+        both(switch("chunksCache.enabled", True), switch("chunksCache.l2.enabled", False)),
+    ),
     Pods("results cache", _p("resultsCache.nodeSelector"), switch("resultsCache.enabled", True)),
-    Pods("MinIO subchart", _p("minio.nodeSelector"), switch("minio.enabled", False)),
+    Pods("table manager", _p("tableManager.nodeSelector"), switch("tableManager.enabled", False)),
+    StaysOff("MinIO subchart (deprecated, fails to render)", switch("minio.enabled", False)),
+    StaysOff("rollout-operator subchart", switch("rollout_operator.enabled", False)),
+    StaysOff("helm test Pod (no node selector value)", switch("test.enabled", True)),
     NodeAgent("Loki canary DaemonSet", _p("lokiCanary.nodeSelector"), switch("lokiCanary.enabled", True)),
 )
+
+
+def tolerates(toleration: Any, taint: dict) -> bool:
+    """Kubernetes' rule: an empty key with Exists matches every taint; an
+    empty effect matches every effect; Equal (the default) compares values."""
+    if not isinstance(toleration, dict):
+        return False
+    operator = toleration.get("operator") or "Equal"
+    key_ok = toleration.get("key") == taint["key"] or (not toleration.get("key") and operator == "Exists")
+    effect_ok = not toleration.get("effect") or toleration.get("effect") == taint["effect"]
+    value_ok = operator == "Exists" or (toleration.get("value") or "") == (taint.get("value") or "")
+    return key_ok and effect_ok and value_ok
 
 
 def chart_of(app: dict) -> str | None:
@@ -729,6 +797,14 @@ def check_node_selectors(app_name: str, chart: str, values: dict) -> list[str]:
                         f"{app_name}: {entry.what}: {where} narrows it to {NODE_ROLE_LABEL}={role}, "
                         f"but what it collects runs on {sorted(entry.must_reach)}"
                     )
+            if entry.must_reach is None and entry.tolerations is not None:
+                given = get_path(values, entry.tolerations)
+                tolerations = list(entry.default_tolerations) if given is None else given
+                if not any(tolerates(t, CONTROL_PLANE_TAINT) for t in tolerations or []):
+                    findings.append(
+                        f"{app_name}: {entry.what}: {'.'.join(entry.tolerations)} does not tolerate "
+                        f"{CONTROL_PLANE_TAINT['key']}:{CONTROL_PLANE_TAINT['effect']}, so it misses the control plane"
+                    )
             continue
         if not isinstance(selector, dict) or selector.get(NODE_ROLE_LABEL) != PLATFORM_ROLE:
             got = "not set" if selector is None else f"is {selector!r}"
@@ -740,9 +816,28 @@ def check_node_selectors(app_name: str, chart: str, values: dict) -> list[str]:
 def kustomize_app(app: dict) -> list[Any]:
     """The documents of a Kustomize Application of this repository, rendered
     as Argo CD would (with its kustomize.components)."""
-    source = app_sources(app)[0]
+    return kustomize_source(app_sources(app)[0])
+
+
+def kustomize_source(source: dict) -> list[Any]:
+    """One Git source of this repository with a kustomization, rendered."""
     components = list(((source.get("kustomize") or {}).get("components")) or [])
     return load_documents(kustomize(REPO / source["path"], components))
+
+
+def extra_kustomize_sources(app: dict) -> list[dict]:
+    """The Kustomize directories of this repository that a multi-source
+    Application renders beside its chart (e.g. Alloy's pipeline ConfigMap)."""
+    sources = app_sources(app)
+    if len(sources) < 2:
+        return []
+    return [
+        s
+        for s in sources
+        if s.get("repoURL") == GIT_REPO
+        and not s.get("ref")
+        and (REPO / str(s.get("path") or "-") / "kustomization.yaml").is_file()
+    ]
 
 
 def is_kustomize_app(app: dict) -> bool:

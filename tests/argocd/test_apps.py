@@ -379,6 +379,30 @@ def test_every_kustomize_application_renders_validates_and_pins_its_pods_to_depe
     fail_with(invalid + pinning_findings(docs, PLATFORM_ONLY, PLATFORM_ONLY))
 
 
+EXTRA_KUSTOMIZE_PARAMS = [
+    pytest.param(v, a, i, id=f"{v}-{a}-{s['path']}")
+    for v, a in APP_IDS
+    for i, s in enumerate(gitops.extra_kustomize_sources(variant(v).apps[a]))
+]
+
+
+@pytest.mark.parametrize("variant_name,name,index", EXTRA_KUSTOMIZE_PARAMS)
+def test_every_kustomize_source_beside_a_chart_renders_validates_and_pins_its_pods(variant_name, name, index):
+    source = gitops.extra_kustomize_sources(app(variant_name, name))[index]
+    docs = gitops.kustomize_source(source)
+    assert docs, f"{name}: kustomize rendered no document from {source['path']}"
+    invalid = [
+        f"{d.get('kind')} {d.get('metadata', {}).get('name')}: {validate._format_path(p)}: {m}"
+        for d in docs
+        for p, m in validator().check(d)
+    ]
+    fail_with(invalid + pinning_findings(docs, PLATFORM_ONLY, PLATFORM_ONLY))
+
+
+def test_alloy_renders_its_pipeline_beside_its_chart():
+    assert [s["path"] for s in gitops.extra_kustomize_sources(app("dev", "alloy"))] == ["deploy/observability/alloy"]
+
+
 # ----------------------------------------------------------- own charts
 OWN_PARAMS = [pytest.param(v, a, id=f"{v}-{a}") for v, a in APP_IDS if a in gitops.OWN_CHARTS]
 
@@ -446,7 +470,7 @@ def test_a_floating_chart_version_is_caught(revision):
 def test_a_chart_from_an_unofficial_repository_is_caught():
     broken = mutated("dev", "loki")
     broken["spec"]["sources"][0]["repoURL"] = "https://charts.example.org"
-    assert any("expected https://grafana.github.io/helm-charts" in f for f in gitops.check_versions(broken))
+    assert any("expected https://grafana-community.github.io/helm-charts" in f for f in gitops.check_versions(broken))
 
 
 def test_a_git_source_off_main_is_caught():
@@ -463,7 +487,7 @@ def test_an_application_without_prune_or_self_heal_is_caught(key):
 
 
 def test_an_application_without_a_wave_is_caught():
-    broken = mutated("dev", "promtail")
+    broken = mutated("dev", "alloy")
     del broken["metadata"]["annotations"][gitops.WAVE_ANNOTATION]
     assert any("sync-wave" in f for f in gitops.check_sync_policy(broken))
 
@@ -549,11 +573,22 @@ def test_a_component_switched_on_without_a_selector_or_that_must_stay_off_is_cau
     assert any("CSI provider" in f for f in gitops.check_node_selectors("openbao", "openbao", values))
 
 
-def test_a_node_agent_narrowed_to_the_wrong_role_is_caught():
-    # Promtail ships the service's logs: it must run where the service runs.
-    values = {"nodeSelector": {"type": gitops.PLATFORM_ROLE}}
-    assert any("what it collects runs on" in f for f in gitops.check_node_selectors("promtail", "promtail", values))
-    assert not gitops.check_node_selectors("promtail", "promtail", {"nodeSelector": {"type": "application"}})
+def test_a_node_agent_narrowed_or_kept_off_the_control_plane_is_caught():
+    # Alloy ships the logs of its own node's pods: it must run on every node.
+    values = gitops.passed_values(app("dev", "alloy"))
+    assert not gitops.check_node_selectors("alloy", "alloy", values)
+    narrowed = gitops.merge_values(values, {"controller": {"nodeSelector": {"type": "application"}}})
+    assert any("must run on every node" in f for f in gitops.check_node_selectors("alloy", "alloy", narrowed))
+    untolerated = gitops.merge_values(values, {"controller": {"tolerations": []}})
+    assert any("misses the control plane" in f for f in gitops.check_node_selectors("alloy", "alloy", untolerated))
+    assert any("misses the control plane" in f for f in gitops.check_node_selectors("alloy", "alloy", {}))
+    other_taint = gitops.merge_values(
+        values, {"controller": {"tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}]}}
+    )
+    assert any("misses the control plane" in f for f in gitops.check_node_selectors("alloy", "alloy", other_taint))
+    # Run as a Deployment, it is a platform pod like any other.
+    deployment = gitops.merge_values(values, {"controller": {"type": "deployment"}})
+    assert any("controller.nodeSelector not set" in f for f in gitops.check_node_selectors("alloy", "alloy", deployment))
     # node-exporter reports every node: no role at all.
     values = gitops.merge_values(
         {"prometheus-node-exporter": {"nodeSelector": {"type": gitops.PLATFORM_ROLE}}},
@@ -561,6 +596,28 @@ def test_a_node_agent_narrowed_to_the_wrong_role_is_caught():
     )
     findings = gitops.check_node_selectors("kps", "kube-prometheus-stack", values)
     assert any("must run on every node" in f for f in findings)
+
+
+def test_tolerations_match_as_kubernetes_matches_them():
+    taint = gitops.CONTROL_PLANE_TAINT
+    assert gitops.tolerates({"operator": "Exists"}, taint)
+    assert gitops.tolerates({"key": taint["key"], "operator": "Exists"}, taint)
+    assert gitops.tolerates({"key": taint["key"], "effect": "NoSchedule"}, taint)
+    assert not gitops.tolerates({"key": taint["key"], "operator": "Exists", "effect": "NoExecute"}, taint)
+    assert not gitops.tolerates({"key": taint["key"], "value": "true"}, taint)
+    assert not gitops.tolerates({"key": "other", "operator": "Exists"}, taint)
+
+
+def test_a_loki_component_off_its_node_role_is_caught():
+    values = gitops.passed_values(app("prod", "loki"))
+    assert not gitops.check_node_selectors("loki", "loki", values)
+    values["singleBinary"]["nodeSelector"] = {"type": "application"}
+    assert any("singleBinary.nodeSelector" in f for f in gitops.check_node_selectors("loki", "loki", values))
+    values = gitops.merge_values(gitops.passed_values(app("dev", "loki")), {"gateway": {"enabled": True}})
+    del values["defaults"]
+    assert any("gateway.nodeSelector" in f for f in gitops.check_node_selectors("loki", "loki", values))
+    values = gitops.merge_values(gitops.passed_values(app("dev", "loki")), {"test": {"enabled": True}})
+    assert any("helm test Pod" in f for f in gitops.check_node_selectors("loki", "loki", values))
 
 
 def test_a_chart_without_a_node_selector_table_is_caught():

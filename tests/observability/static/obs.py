@@ -1,5 +1,6 @@
 """Reading the observability content: rule files, the Loki rule, dashboards,
-the runbook, and the metric names a PromQL expression reads.
+the runbook, the metric names a PromQL expression reads, the labels a LogQL
+expression reads, and Alloy's log pipeline (through alloy_config).
 
 Owns: turning files under deploy/observability and docs/runbooks into plain
 Python data for the tests. Must not: start processes or judge what it reads
@@ -23,10 +24,13 @@ UNIT_TESTS_DIR = OBS / "tests"
 DASHBOARDS_DIR = OBS / "manifests" / "dashboards"
 RUNBOOK = REPO / "docs" / "runbooks" / "alerts.md"
 RUNBOOK_URL = "https://github.com/student-api/student-api/blob/main/docs/runbooks/alerts.md#"
+ALLOY_CONFIG = OBS / "alloy" / "config.alloy"
+OPERATIONS_DOC = REPO / "docs" / "operations.md"
+ARGOCD_APPS_DIRS = (REPO / "deploy" / "argocd" / "apps", REPO / "deploy" / "argocd" / "apps-prod")
 CHARTS = (
     "kube-prometheus-stack",
     "loki",
-    "promtail",
+    "alloy",
     "prometheus-postgres-exporter",
     "prometheus-blackbox-exporter",
 )
@@ -221,6 +225,72 @@ def metric_names(expr: str) -> set[str]:
         if name in _KEYWORDS or rest.startswith("("):
             continue
         names.add(name)
+    return names
+
+
+# ------------------------------------------------------------------- LogQL
+_LOGQL_MATCHER = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*"((?:\\.|[^"\\])*)"')
+_LOGQL_GROUPING = re.compile(r"\b(?:by|without)\s*\(([^()]*)\)")
+_LOGQL_PARSER = re.compile(r"\|\s*(json|logfmt|regexp|pattern|unpack)\b")
+_LOGQL_LABEL_FILTER = re.compile(r"\|\s*([A-Za-z_]\w*)\s*(?:=~|!~|!=|==|>=|<=|=|>|<)")
+
+
+def _selector_bodies(expr: str) -> list[str]:
+    """The text inside each {...} of an expression; braces inside quoted
+    strings (a route template such as "/api/v1/students/{id}") do not count."""
+    blanked = _STRING.sub(lambda m: " " * len(m.group()), expr)
+    return [expr[m.start() + 1 : m.end() - 1] for m in re.finditer(r"\{[^{}]*\}", blanked)]
+
+
+def logql_selectors(expr: str) -> list[dict[str, tuple[str, str]]]:
+    """Each stream selector of a LogQL expression: label -> (operator, value)."""
+    return [
+        {m.group(1): (m.group(2), m.group(3)) for m in _LOGQL_MATCHER.finditer(body)}
+        for body in _selector_bodies(expr)
+    ]
+
+
+def logql_grouping_labels(expr: str) -> set[str]:
+    """Labels named in by (...) and without (...) clauses."""
+    return {name.strip() for group in _LOGQL_GROUPING.findall(expr) for name in group.split(",") if name.strip()}
+
+
+def logql_parses_line(expr: str) -> bool:
+    """Whether the expression parses the line into labels (| json and kin)."""
+    return bool(_LOGQL_PARSER.search(expr))
+
+
+def logql_label_filters(expr: str) -> set[str]:
+    """Labels a pipeline filters on after a `|` (line filters |= |~ aside)."""
+    return {m.group(1) for m in _LOGQL_LABEL_FILTER.finditer(expr)} - {"json", "logfmt", "regexp", "pattern", "unpack"}
+
+
+# ------------------------------------------------------------------- Alloy
+def alloy_pipeline():  # -> alloy_config.LogPipeline
+    import alloy_config
+
+    return alloy_config.LogPipeline.from_file(ALLOY_CONFIG)
+
+
+def documented_log_line() -> dict:
+    """The access-log line docs/operations.md shows, as JSON."""
+    text = OPERATIONS_DOC.read_text(encoding="utf-8")
+    match = re.search(r"```json\n(.*?)\n```", text, re.S)
+    if not match:
+        raise ValueError("docs/operations.md shows no ```json example log line")
+    return json.loads(match.group(1).replace("\n", " "))
+
+
+def application_namespaces() -> set[str]:
+    """Destination namespaces of every Argo CD Application file (both variants)."""
+    names = set()
+    for directory in ARGOCD_APPS_DIRS:
+        for path in sorted(directory.glob("*.yaml")):
+            if path.name == "kustomization.yaml":
+                continue
+            for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+                if doc and doc.get("kind") == "Application":
+                    names.add(doc["spec"]["destination"]["namespace"])
     return names
 
 

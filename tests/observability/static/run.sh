@@ -11,6 +11,9 @@
 #     postgres_exporter (on a throwaway PostgreSQL with a streaming
 #     replica), blackbox_exporter and node_exporter (Debian's packages);
 #   - the kustomization rendered and validated by tests/manifests/validate.py;
+#   - Alloy's pipeline (deploy/observability/alloy/config.alloy) read and
+#     checked against the Loki rule, the dashboards, the docs' LogQL and the
+#     service's own JSON lines;
 #   - the values files, the runbook and the docs cross-checked.
 # It installs what it needs: Debian packages as root (prometheus for
 # promtool, prometheus-alertmanager for amtool, the three exporters,

@@ -17,9 +17,12 @@ import yaml
 
 import obs
 
-# Stream labels Promtail gives the service's logs
-# (deploy/observability/promtail/values.yaml).
-LOKI_LABELS = {"namespace", "pod", "container", "app", "job", "node_name", "level", "route"}
+def loki_labels() -> frozenset[str]:
+    """Stream labels Alloy gives the service's logs, read from its pipeline
+    (deploy/observability/alloy/config.alloy; test_alloy.py checks them)."""
+    pipeline = obs.alloy_pipeline()
+    (source,) = pipeline.of_kind("loki.source.kubernetes")
+    return pipeline.produced(source, "student-api").stream_labels
 
 
 def test_every_dashboard_has_a_unique_uid_a_title_and_panels():
@@ -90,13 +93,12 @@ def test_grafana_variables_are_substituted_with_values_of_their_kind():
 
 @pytest.mark.parametrize("query", [q for q in obs.dashboard_queries() if q.datasource == "loki"],
                          ids=lambda q: f"{q.dashboard}:{q.panel}")
-def test_every_loki_query_selects_the_service_streams_by_labels_promtail_sets(query):
-    selectors = re.findall(r"\{([^{}]*)\}", query.expr)
+def test_every_loki_query_selects_the_service_streams_by_labels_alloy_sets(query):
+    selectors = obs.logql_selectors(query.expr)
     assert selectors, query.expr
     for selector in selectors:
-        labels = set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", selector))
-        assert "namespace" in labels and labels <= LOKI_LABELS, selector
-        assert 'namespace="student-api"' in selector
+        assert "namespace" in selector and set(selector) <= loki_labels(), selector
+        assert selector["namespace"] == ("=", "student-api")
     assert query.expr.count("(") == query.expr.count(")")
 
 

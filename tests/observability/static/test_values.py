@@ -1,6 +1,6 @@
 """The charts' values files: placement on the platform's nodes, the secrets
-they read, what Promtail ships and how, retention, and the names other
-files rely on.
+they read, how Alloy runs and where its pipeline comes from, retention, and
+the names other files rely on. What Alloy's pipeline ships is test_alloy.py's.
 
 The charts themselves cannot be fetched here, so these checks read the
 values as the charts' documented keys.
@@ -8,11 +8,29 @@ values as the charts' documented keys.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
+import yaml
 
 import obs
+
+
+def yaml_load_all(text: str) -> list:
+    return [d for d in yaml.safe_load_all(text) if d is not None]
+
+
+def kubectl() -> str:
+    """The kubectl of tests/manifests/requirements.txt (run.sh installs it)."""
+    venv = Path(os.environ.get("VENV_DIR") or obs.REPO / ".venv") / "bin" / "kubectl"
+    found = str(venv) if venv.is_file() else shutil.which("kubectl")
+    if not found:
+        pytest.fail("kubectl not found: run tests/observability/static/run.sh, which installs it")
+    return found
 
 DEPENDENT = {"type": "dependent_services"}
 
@@ -28,7 +46,7 @@ PINNED = {
         "prometheusOperator.admissionWebhooks.deployment.nodeSelector",
         "crds.upgradeJob.nodeSelector",
     ],
-    "loki": ["singleBinary.nodeSelector"],
+    "loki": ["singleBinary.nodeSelector", "defaults.nodeSelector"],
     "prometheus-postgres-exporter": ["nodeSelector"],
     "prometheus-blackbox-exporter": ["nodeSelector"],
 }
@@ -54,23 +72,96 @@ def test_every_pod_runs_on_dependent_services_nodes(chart):
             assert obs.dig(vals, key) == DEPENDENT, f"{chart}/{name}: {key}"
 
 
-def test_loki_runs_nothing_but_the_pinned_single_binary():
+def test_loki_runs_nothing_but_the_pinned_monolithic_pod():
     for name, vals in all_values("loki"):
-        assert vals["deploymentMode"] == "SingleBinary", name
+        # "SingleBinary" is the name the chart deprecated at 12.0.
+        assert vals["deploymentMode"] == "Monolithic", name
+        assert vals["singleBinary"]["replicas"] == 1, name
+        assert vals["loki"]["storage"]["type"] == "filesystem", name
         for component in ("read", "write", "backend"):
             assert vals[component]["replicas"] == 0, (name, component)
         for component in ("gateway", "chunksCache", "resultsCache", "lokiCanary", "test"):
             assert vals[component]["enabled"] is False, (name, component)
+        assert not vals.get("minio", {}).get("enabled"), name
+
+
+def test_every_loki_container_has_resource_requests():
+    for name, vals in all_values("loki"):
+        # The Loki container, and the rules sidecar beside it in the same pod.
+        for key in ("singleBinary.resources", "sidecar.resources"):
+            requests = obs.dig(vals, key + ".requests") or {}
+            assert requests.get("cpu") and requests.get("memory"), f"{name}: {key}"
+            assert obs.dig(vals, key + ".limits.memory"), f"{name}: {key}"
+
+
+def test_the_loki_rules_sidecar_reads_configmaps_of_its_namespace_only():
+    vals = obs.values("loki")
+    assert vals["sidecar"]["rules"]["resource"] == "configmap"
+    assert not vals["sidecar"]["rules"].get("searchNamespace")
+    assert vals["rbac"]["namespaced"] is True
 
 
 def test_the_daemonsets_are_the_documented_exceptions():
     kps = obs.values("kube-prometheus-stack")
     # node-exporter reports every node, so it may not be pinned.
     assert "nodeSelector" not in kps.get("prometheus-node-exporter", {})
-    # Promtail reads the log files of the nodes the service runs on.
-    assert obs.values("promtail")["nodeSelector"] == {"type": "application"}
-    service = obs.load_yaml(obs.REPO / "deploy" / "helm" / "student-api" / "values.yaml")
-    assert service["nodeSelector"] == obs.values("promtail")["nodeSelector"]
+    # Alloy ships the pods of its own node: a DaemonSet on every node,
+    # the control plane included.
+    controller = obs.values("alloy")["controller"]
+    assert controller["type"] == "daemonset"
+    assert not controller.get("nodeSelector") and not controller.get("affinity")
+    assert {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"} in (
+        controller["tolerations"]
+    )
+
+
+def test_alloy_reads_its_pipeline_from_the_configmap_kustomize_renders():
+    alloy = obs.values("alloy")["alloy"]
+    assert alloy["configMap"]["create"] is False
+    kustomization = obs.load_yaml(obs.OBS / "alloy" / "kustomization.yaml")
+    assert kustomization["generatorOptions"]["disableNameSuffixHash"] is True, "the chart needs a stable name"
+    (generator,) = kustomization["configMapGenerator"]
+    assert generator["name"] == alloy["configMap"]["name"]
+    assert generator["files"] == [alloy["configMap"]["key"]] == [obs.ALLOY_CONFIG.name]
+    rendered = subprocess.run(
+        [kubectl(), "kustomize", str(obs.OBS / "alloy")], capture_output=True, text=True, check=True
+    ).stdout
+    (configmap,) = list(yaml_load_all(rendered))
+    assert configmap["metadata"] == {
+        **configmap["metadata"],
+        "name": alloy["configMap"]["name"],
+        "namespace": "observability",
+    }
+    assert configmap["data"] == {alloy["configMap"]["key"]: obs.ALLOY_CONFIG.read_text(encoding="utf-8")}
+
+
+def test_alloy_runs_unprivileged_with_requests_and_nothing_else_of_its_chart():
+    vals = obs.values("alloy")
+    alloy = vals["alloy"]
+    context = alloy["securityContext"]
+    assert context["runAsNonRoot"] is True and context["runAsUser"] != 0
+    assert context["readOnlyRootFilesystem"] is True and context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    # No host path: the logs come through the API (config.alloy).
+    assert not alloy["mounts"].get("varlog") and not alloy["mounts"].get("dockercontainers")
+    assert not any("hostPath" in v for v in vals["controller"]["volumes"]["extra"])
+    # The writable path Alloy keeps its positions in is a mounted volume.
+    mounts = {m["mountPath"]: m["name"] for m in alloy["mounts"]["extra"]}
+    assert mounts.get(alloy["storagePath"]) in {v["name"] for v in vals["controller"]["volumes"]["extra"]}
+    assert alloy["enableReporting"] is False
+    for key in ("alloy.resources", "configReloader.resources"):
+        requests = obs.dig(vals, key + ".requests") or {}
+        assert requests.get("cpu") and requests.get("memory"), key
+        assert obs.dig(vals, key + ".limits.memory"), key
+    assert vals.get("configReloader", {}).get("enabled", True) is True, "changes to config.alloy must reload"
+    assert vals["crds"]["create"] is False
+    assert not vals.get("ingress", {}).get("enabled")
+    assert not obs.dig(vals, "controller.autoscaling.enabled")
+    assert vals["serviceMonitor"]["enabled"] is True
+    # RBAC: pods and their logs, nothing else (no Secrets, no ConfigMaps).
+    rules = vals["rbac"]["rules"] + vals["rbac"]["clusterRules"]
+    assert {r for rule in rules for r in rule["resources"]} == {"pods", "pods/log"}
+    assert {v for rule in rules for v in rule["verbs"]} == {"get", "list", "watch"}
 
 
 def test_prometheus_selects_monitors_rules_and_probes_whatever_their_labels():
@@ -106,12 +197,13 @@ def test_grafana_loads_dashboards_labelled_grafana_dashboard():
     assert sidecar["searchNamespace"] == kustomization["namespace"]
 
 
-def test_grafana_and_promtail_reach_loki_by_its_service_name():
+def test_grafana_and_alloy_reach_loki_by_its_service_name():
     loki = obs.values("loki")
     base = f"http://{loki['fullnameOverride']}.observability.svc:{3100}"
     (datasource,) = obs.values("kube-prometheus-stack")["grafana"]["additionalDataSources"]
     assert datasource["url"] == base
-    assert [c["url"] for c in obs.values("promtail")["config"]["clients"]] == [f"{base}/loki/api/v1/push"]
+    (writer,) = obs.alloy_pipeline().of_kind("loki.write")
+    assert [e.attributes["url"] for e in writer.children("endpoint")] == [f"{base}/loki/api/v1/push"]
 
 
 def test_loki_keeps_logs_seven_days_and_the_compactor_deletes_older_ones():
@@ -119,7 +211,9 @@ def test_loki_keeps_logs_seven_days_and_the_compactor_deletes_older_ones():
     assert loki["limits_config"]["retention_period"] == "168h"
     assert loki["compactor"]["retention_enabled"] is True
     assert loki["compactor"]["delete_request_store"] == "filesystem"
-    assert obs.merged_values("loki", "prod")["loki"]["compactor"]["retention_enabled"] is True
+    prod = obs.merged_values("loki", "prod")["loki"]
+    assert prod["limits_config"]["retention_period"] == "336h"
+    assert prod["compactor"]["retention_enabled"] is True
 
 
 def test_the_loki_ruler_loads_the_rules_of_the_single_tenant_and_alerts_alertmanager():
@@ -132,30 +226,6 @@ def test_the_loki_ruler_loads_the_rules_of_the_single_tenant_and_alerts_alertman
     labels = {vals["sidecar"]["rules"]["label"]: vals["sidecar"]["rules"]["labelValue"]}
     (configmap,) = vals["extraObjects"]
     assert labels.items() <= configmap["metadata"]["labels"].items()
-
-
-def promtail_stages() -> list[dict]:
-    return obs.values("promtail")["config"]["snippets"]["pipelineStages"]
-
-
-def test_promtail_parses_the_json_lines_and_labels_only_level_and_route():
-    stages = {next(iter(s)): s[next(iter(s))] for s in promtail_stages()}
-    assert set(stages) == {"cri", "json", "labels", "timestamp"}
-    assert set(stages["labels"]) == {"level", "route"}
-    assert set(stages["json"]["expressions"]) == {"level", "route", "timestamp"}
-    assert stages["timestamp"]["source"] == "timestamp"
-    # request_id, and anything a user sent, stays in the line.
-    scrape = obs.values("promtail")["config"]["snippets"]["scrapeConfigs"]
-    assert "request_id" not in scrape and "labeldrop" not in scrape
-
-
-def test_promtail_discovers_only_the_pods_of_the_service_namespace():
-    scrape = obs.values("promtail")["config"]["snippets"]["scrapeConfigs"]
-    # The snippet is a template; what matters is in its static parts.
-    assert scrape.count("job_name:") == 1
-    assert re.search(r"namespaces:\s+names:\s+- student-api\s", scrape)
-    assert re.search(r"__meta_kubernetes_namespace\s+regex: student-api\s+action: keep", scrape)
-    assert not obs.values("promtail")["config"]["snippets"].get("extraScrapeConfigs")
 
 
 def test_the_postgres_exporter_logs_in_with_the_synced_secret():
