@@ -51,6 +51,10 @@ CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect":
 # no "v", no range, no wildcard, no pre-release.
 EXACT_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 
+# Charts whose upstream versions carry a prefix (cert-manager publishes
+# chart version v1.21.2, never 1.21.2): the prefix, then an exact version.
+CHART_VERSION_PREFIX = {"cert-manager": "v"}
+
 # The official Helm repository of each upstream chart; a chart taken from
 # anywhere else is a finding.
 CHART_REPOS = {
@@ -58,6 +62,8 @@ CHART_REPOS = {
     "openbao": "https://openbao.github.io/openbao-helm",
     "external-secrets": "https://charts.external-secrets.io",
     "cloudnative-pg": "https://cloudnative-pg.github.io/charts",
+    "plugin-barman-cloud": "https://cloudnative-pg.github.io/charts",
+    "cert-manager": "https://charts.jetstack.io",
     "prometheus-operator-crds": "https://prometheus-community.github.io/helm-charts",
     "kube-prometheus-stack": "https://prometheus-community.github.io/helm-charts",
     "prometheus-postgres-exporter": "https://prometheus-community.github.io/helm-charts",
@@ -86,7 +92,7 @@ DEV_APPS = frozenset(
         "student-api",
     }
 )
-PROD_APPS = DEV_APPS | {"cloudnative-pg"}
+PROD_APPS = DEV_APPS | {"cert-manager", "cloudnative-pg", "plugin-barman-cloud"}
 
 # Our own charts: the node roles their pods must land on are
 # tests/charts/hardening.py's NODE_ROLES; every other Application is a
@@ -111,6 +117,9 @@ NAMESPACES = {
     "openbao-bootstrap": "openbao",
     "external-secrets": "external-secrets",
     "cloudnative-pg": "cnpg-system",
+    # The plugin must share the operator's namespace.
+    "plugin-barman-cloud": "cnpg-system",
+    "cert-manager": "cert-manager",
     "postgres": "database",
     "student-api": "student-api",
     "platform-secrets": "observability",
@@ -139,7 +148,8 @@ class Before:
 
 
 # The ordering the platform needs. A pair whose two ends are not both in a
-# variant (cloudnative-pg is production only) is not checked there.
+# variant (cert-manager, cloudnative-pg and plugin-barman-cloud are
+# production only) is not checked there.
 WAVE_ORDER = (
     # Argo CD before everything it reconciles.
     *(Before("argo-cd", app, "Argo CD reconciles every other Application") for app in sorted(PROD_APPS - {"argo-cd"})),
@@ -157,6 +167,9 @@ WAVE_ORDER = (
     Before("prometheus-operator-crds", "postgres", "PodMonitor CRD (production)"),
     Before("prometheus-operator-crds", "student-api", "ServiceMonitor CRD (production)"),
     Before("cloudnative-pg", "postgres", "Cluster CRD (production)"),
+    Before("cert-manager", "plugin-barman-cloud", "the plugin's Issuer and Certificates (production)"),
+    Before("cert-manager", "cloudnative-pg", "the operator comes up with its plugin, after cert-manager (production)"),
+    Before("plugin-barman-cloud", "postgres", "ObjectStore CRD and the WAL archiver the Cluster names (production)"),
     # Stores before their users.
     Before("openbao", "openbao-bootstrap", "the Job initialises and unseals OpenBao"),
     Before("openbao-bootstrap", "platform-secrets", "the store logs in with the role the bootstrap creates"),
@@ -396,7 +409,9 @@ def check_versions(app: dict) -> list[str]:
         revision = source.get("targetRevision")
         if source.get("chart"):
             chart = source["chart"]
-            if not isinstance(revision, str) or not EXACT_SEMVER.match(revision):
+            prefix = CHART_VERSION_PREFIX.get(chart, "")
+            exact = isinstance(revision, str) and revision.startswith(prefix)
+            if not exact or not EXACT_SEMVER.match(revision[len(prefix) :]):
                 findings.append(
                     f"{where}: chart {chart} targetRevision {revision!r} is not an exact version (MAJOR.MINOR.PATCH)"
                 )
@@ -620,6 +635,19 @@ NODE_SELECTORS: dict[str, tuple[Pods | NodeAgent | StaysOff, ...]] = {
     ),
     # cloudnative-pg charts/cloudnative-pg.
     "cloudnative-pg": (Pods("operator", _p("nodeSelector")),),
+    # cloudnative-pg charts/plugin-barman-cloud: one Deployment. The sidecar
+    # it injects runs in the database pods (the postgres chart's placement).
+    "plugin-barman-cloud": (Pods("plugin", _p("nodeSelector")),),
+    # cert-manager deploy/charts/cert-manager: each component's nodeSelector,
+    # merged over global.nodeSelector. ACME solver pods would be made at run
+    # time, for ACME issuers, which the platform has none of.
+    "cert-manager": (
+        Pods("fallback of every component", _p("global.nodeSelector")),
+        Pods("controller", _p("nodeSelector")),
+        Pods("webhook", _p("webhook.nodeSelector")),
+        Pods("CA injector", _p("cainjector.nodeSelector"), switch("cainjector.enabled", True)),
+        Pods("startup API check Job", _p("startupapicheck.nodeSelector"), switch("startupapicheck.enabled", True)),
+    ),
     # A chart of CRDs only.
     "prometheus-operator-crds": (),
     # prometheus-community charts/kube-prometheus-stack and its subcharts.

@@ -467,6 +467,14 @@ def test_a_floating_chart_version_is_caught(revision):
     assert any("not an exact version" in f for f in gitops.check_versions(broken))
 
 
+@pytest.mark.parametrize("revision", ["1.21.2", "v1.21", "v1.21.2-rc.1", "V1.21.2", "vv1.21.2", "v*"])
+def test_a_cert_manager_version_without_its_v_or_not_exact_is_caught(revision):
+    broken = mutated("prod", "cert-manager")
+    assert not gitops.check_versions(broken)
+    broken["spec"]["sources"][0]["targetRevision"] = revision
+    assert any("not an exact version" in f for f in gitops.check_versions(broken))
+
+
 def test_a_chart_from_an_unofficial_repository_is_caught():
     broken = mutated("dev", "loki")
     broken["spec"]["sources"][0]["repoURL"] = "https://charts.example.org"
@@ -521,6 +529,23 @@ def test_a_wrong_wave_order_is_caught(first, then):
     assert any(f"wave of {first}" in f for f in gitops.check_waves(apps))
 
 
+@pytest.mark.parametrize(
+    "first,then",
+    [
+        ("cert-manager", "plugin-barman-cloud"),
+        ("cert-manager", "cloudnative-pg"),
+        ("cloudnative-pg", "postgres"),
+        ("plugin-barman-cloud", "postgres"),
+    ],
+)
+def test_a_wrong_wave_order_of_the_production_database_is_caught(first, then):
+    apps = copy.deepcopy(variant("prod").apps)
+    apps[first]["metadata"]["annotations"][gitops.WAVE_ANNOTATION] = apps[then]["metadata"]["annotations"][
+        gitops.WAVE_ANNOTATION
+    ]
+    assert any(f"wave of {first}" in f and f"that of {then}" in f for f in gitops.check_waves(apps))
+
+
 def test_split_waves_of_alertmanager_and_its_secret_are_caught():
     apps = copy.deepcopy(variant("dev").apps)
     apps["observability-manifests"]["metadata"]["annotations"][gitops.WAVE_ANNOTATION] = "4"
@@ -553,6 +578,24 @@ def test_a_missing_kustomize_component_is_caught():
 )
 def test_a_missing_node_selector_is_caught(chart, path):
     values = gitops.passed_values(app("dev", chart))
+    parent = gitops.get_path(values, tuple(path.split("."))[:-1]) if "." in path else values
+    del parent[path.rsplit(".", 1)[-1]]
+    assert any(path in f and "not set" in f for f in gitops.check_node_selectors(chart, chart, values))
+
+
+@pytest.mark.parametrize(
+    "chart,path",
+    [
+        ("cert-manager", "global.nodeSelector"),
+        ("cert-manager", "webhook.nodeSelector"),
+        ("cert-manager", "cainjector.nodeSelector"),
+        ("cert-manager", "startupapicheck.nodeSelector"),
+        ("plugin-barman-cloud", "nodeSelector"),
+        ("cloudnative-pg", "nodeSelector"),
+    ],
+)
+def test_a_missing_node_selector_of_a_production_chart_is_caught(chart, path):
+    values = gitops.passed_values(app("prod", chart))
     parent = gitops.get_path(values, tuple(path.split("."))[:-1]) if "." in path else values
     del parent[path.rsplit(".", 1)[-1]]
     assert any(path in f and "not set" in f for f in gitops.check_node_selectors(chart, chart, values))

@@ -27,6 +27,7 @@ from workloads import (
     containers,
     describe,
     get_path,
+    plugin_object_stores,
     selector_matches,
     workloads,
 )
@@ -161,7 +162,9 @@ def _term_pins(term: Any, allowed: frozenset[str]) -> bool:
 
 
 def check_resources(docs: list[Any]) -> list[str]:
-    """Every container and init container requests cpu and memory and has a memory limit."""
+    """Every container and init container requests cpu and memory and has a
+    memory limit; in a CNPG Cluster's pods the plugin's backup sidecar too,
+    through the ObjectStore the Cluster names."""
     findings = []
     wanted = (("requests", "cpu"), ("requests", "memory"), ("limits", "memory"))
     for w in workloads(docs):
@@ -175,6 +178,20 @@ def check_resources(docs: list[Any]) -> list[str]:
         missing = [f"{a}.{b}" for a, b in wanted if get_path(cluster, "spec", "resources", a, b) in (None, "")]
         if missing:
             findings.append(f"{describe(cluster)}: spec.resources: {', '.join(missing)} not set")
+        for where, name, store in plugin_object_stores(cluster, docs):
+            if store is None:
+                findings.append(
+                    f"{describe(cluster)}: {where}: ObjectStore {name} is not in the chart, so the "
+                    "resources of the backup sidecar in its pods are unknown"
+                )
+                continue
+            sidecar = ("spec", "instanceSidecarConfiguration", "resources")
+            missing = [f"{a}.{b}" for a, b in wanted if get_path(store, *sidecar, a, b) in (None, "")]
+            if missing:
+                findings.append(
+                    f"{describe(store)}: {'.'.join(sidecar)}: {', '.join(missing)} not set "
+                    f"(the backup sidecar in the pods of {describe(cluster)})"
+                )
     return findings
 
 

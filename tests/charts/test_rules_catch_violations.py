@@ -360,3 +360,39 @@ def test_label_selectors_select_as_kubernetes_does(selector, selected):
 def test_the_workload_check_reports_a_render_without_pods():
     docs = [d for d in sample_student_api() if d["kind"] not in ("Deployment", "Job")]
     assert hardening.check_has_workload(docs)
+
+
+def test_the_resource_check_follows_a_cnpg_cluster_to_its_backup_sidecar():
+    docs = sample_postgres()
+    cluster = next(workloads.clusters(docs))
+    cluster["spec"]["plugins"] = [
+        {"name": "barman-cloud.cloudnative-pg.io", "isWALArchiver": True, "parameters": {"barmanObjectName": "store"}}
+    ]
+    findings = hardening.check_resources(docs)
+    assert any("ObjectStore store is not in the chart" in f for f in findings), findings
+    store = {
+        "apiVersion": "barmancloud.cnpg.io/v1",
+        "kind": "ObjectStore",
+        "metadata": {"name": "store", "namespace": "database"},
+        "spec": {"configuration": {"destinationPath": "s3://bucket/path"}},
+    }
+    docs.append(store)
+    findings = hardening.check_resources(docs)
+    expected = "requests.cpu, requests.memory, limits.memory not set (the backup sidecar"
+    assert any(f.startswith("ObjectStore database/store") and expected in f for f in findings), findings
+    resources = {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}}
+    store["spec"]["instanceSidecarConfiguration"] = {"resources": resources}
+    assert hardening.check_resources(docs) == []
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_the_resource_check_reports_a_backup_sidecar_without_resources(source):
+    def mutate(docs):
+        for cluster in workloads.clusters(docs):
+            for _, _, store in workloads.plugin_object_stores(cluster, docs):
+                if store is not None:
+                    store["spec"].pop("instanceSidecarConfiguration", None)
+                    return workloads.describe(store)
+        return None
+
+    reported("resources", source, mutate, "instanceSidecarConfiguration.resources: requests.cpu")

@@ -29,6 +29,9 @@ POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
 JOB_KINDS = frozenset({"Job", "CronJob"})
 HOOK_ANNOTATION = "helm.sh/hook"
 CNPG_CLUSTER = ("postgresql.cnpg.io/v1", "Cluster")
+# The Barman Cloud plugin's object store: it says what the sidecar the plugin
+# adds to a Cluster's pods may use.
+BARMAN_OBJECT_STORE = ("barmancloud.cnpg.io/v1", "ObjectStore")
 
 
 def get_path(obj: Any, *path: str | int) -> Any:
@@ -96,6 +99,22 @@ def clusters(docs: list[Any]) -> Iterator[dict]:
     for doc in docs:
         if isinstance(doc, dict) and (doc.get("apiVersion"), doc.get("kind")) == CNPG_CLUSTER:
             yield doc
+
+
+def plugin_object_stores(cluster: dict, docs: list[Any]) -> Iterator[tuple[str, str, dict | None]]:
+    """(where, name, ObjectStore or None when not among docs) for every
+    Barman Cloud ObjectStore a Cluster's spec.plugins names: the plugin adds
+    its sidecar to the Cluster's pods with that store's
+    instanceSidecarConfiguration."""
+    stores = {
+        get_path(doc, "metadata", "name"): doc
+        for doc in docs
+        if isinstance(doc, dict) and (doc.get("apiVersion"), doc.get("kind")) == BARMAN_OBJECT_STORE
+    }
+    for i, plugin in enumerate(get_path(cluster, "spec", "plugins") or []):
+        name = get_path(plugin, "parameters", "barmanObjectName")
+        if name is not None:
+            yield f"spec.plugins[{i}]", name, stores.get(name)
 
 
 def cluster_pod_labels(cluster: dict) -> dict:

@@ -41,6 +41,16 @@ helm.sh/chart: {{ include "postgres.chart" .ctx }}
 {{ .Values.cnpg.backup.s3Credentials.existingSecret | default "postgres-backup-s3" }}
 {{- end }}
 
+{{/* cnpg: the Barman Cloud plugin, as the Cluster and the backups name it. */}}
+{{- define "postgres.backupPlugin" -}}
+barman-cloud.cloudnative-pg.io
+{{- end }}
+
+{{/* cnpg: the ObjectStore of the Cluster's backups. */}}
+{{- define "postgres.objectStore" -}}
+{{ printf "%s-backups" .Values.cnpg.clusterName }}
+{{- end }}
+
 {{/* The host the chart's Jobs connect to: the standalone Service, or the Cluster's read-write Service. */}}
 {{- define "postgres.primaryHost" -}}
 {{- if eq .Values.mode "cnpg" -}}
