@@ -15,6 +15,10 @@ Usage: check.py SUBCOMMAND [ARGS] < document.json
   metrics                 `kubectl get --raw /apis/metrics.k8s.io/v1beta1/nodes`:
                           the metrics API reports every node
   version MIN             `kubectl version -o json`: the server is MIN or newer
+  gateway-api VERSION     `kubectl get crd gateways.gateway.networking.k8s.io
+                          --ignore-not-found -o json` ({} when absent): no
+                          Gateway API CRDs yet, or the standard channel at
+                          VERSION or older, which the platform's sync upgrades
   minikube-profile NAME   `minikube profile list -o json`: prints
                           "absent", "running N" or "stopped N" (N nodes)
   minikube-addons ADDON...  `minikube addons list -o json`: prints the ADDONs
@@ -33,6 +37,8 @@ import sys
 from collections.abc import Callable
 
 ROLE_LABEL = "type"
+GATEWAY_API_CHANNEL = "gateway.networking.k8s.io/channel"
+GATEWAY_API_BUNDLE = "gateway.networking.k8s.io/bundle-version"
 DEFAULT_CLASS_ANNOTATIONS = (
     "storageclass.kubernetes.io/is-default-class",
     # Still set by some provisioners; the API server honours both.
@@ -154,8 +160,44 @@ def check_version(doc: object, minimum: str) -> tuple[list[str], list[str]]:
     want_major, want_minor = (int(part) for part in minimum.split("."))
     version = server.get("gitVersion", f"v{major}.{minor}")
     if (major, minor) < (want_major, want_minor):
-        return [], [f"kubernetes: the server runs {version}; the charts need {minimum} or newer"]
+        return [], [f"kubernetes: the server runs {version}; the platform needs {minimum} or newer"]
     return [f"Kubernetes {version}"], []
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """(major, minor, patch) of v1.6.1; pre-releases count as their release."""
+    numbers = version.lstrip("v").split("-", 1)[0].split(".")
+    if len(numbers) != 3 or not all(n.isdigit() for n in numbers):
+        raise ValueError(f"{version!r} is not a release vMAJOR.MINOR.PATCH")
+    return tuple(int(n) for n in numbers)
+
+
+def check_gateway_api(doc: object, wanted: str) -> tuple[list[str], list[str]]:
+    if doc == {}:
+        return [f"Gateway API CRDs: not installed yet (Argo CD installs {wanted}, standard channel)"], []
+    if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
+        raise BadInput("expected a CustomResourceDefinition, or {} when there is none")
+    annotations = doc.get("metadata", {}).get("annotations") or {}
+    channel = annotations.get(GATEWAY_API_CHANNEL, "?")
+    bundle = annotations.get(GATEWAY_API_BUNDLE, "?")
+    found = f"Gateway API CRDs: {bundle}, {channel} channel"
+    problems = []
+    if channel != "standard":
+        problems.append(
+            f"gateway-api: the cluster has the Gateway API CRDs of the {channel} channel ({bundle}); the "
+            f"platform's standard channel {wanted} would replace them and drop the kinds only that channel "
+            "has: delete them first, with the manifest they came from"
+        )
+    try:
+        newer = _release(bundle) > _release(wanted)
+    except ValueError:
+        newer = True
+    if newer:
+        problems.append(
+            f"gateway-api: the cluster has the Gateway API CRDs {bundle}; the platform installs {wanted} "
+            "and would downgrade them"
+        )
+    return ([], problems) if problems else ([found], [])
 
 
 def minikube_profile(doc: object, profile: str) -> str:
@@ -197,6 +239,7 @@ def main(argv: list[str]) -> int:
         "deployment": lambda: check_deployment(doc, args[0]),
         "metrics": lambda: check_metrics(doc),
         "version": lambda: check_version(doc, args[0]),
+        "gateway-api": lambda: check_gateway_api(doc, args[0]),
     }
     try:
         if command == "minikube-profile":

@@ -1,24 +1,24 @@
 #!/usr/bin/env bash
 # The platform's local cluster on kind, the same as minikube.sh makes:
-# three nodes, one per role, an ingress controller, metrics and node-local
-# volumes.
+# three nodes, one per role, metrics and node-local volumes.
 #
 # Usage: deploy/cluster/kind.sh [up|verify|down|help]
 #   up      (default) create the cluster from kind.yaml unless it exists;
 #           remove the control-plane taint; label the nodes; apply kind/
-#           (ingress-nginx, metrics-server, the local-path StorageClass);
-#           wait; verify. A second run creates nothing.
+#           (metrics-server, the local-path StorageClass); wait; verify. A
+#           second run creates nothing.
 #   verify  the checks alone (see minikube.sh)
 #   down    delete the cluster
 #
 # Nodes get their role in a fixed order: NAME-control-plane runs
 # dependent_services, NAME-worker application, NAME-worker2 database. The
-# ingress controller and the API's NodePort are published on 127.0.0.1:80,
-# :443 and :30080.
+# Gateway's NodePorts (Traefik's, deployed by Argo CD) are published on
+# 127.0.0.1:80 (http) and 127.0.0.1:443 (https): the API is
+# http://127.0.0.1/ once the platform runs.
 #
 # Environment (optional):
 #   KIND_CLUSTER_NAME   cluster name [student-api]; the kubectl context is kind-NAME
-#   KIND_NODE_IMAGE     node image, e.g. kindest/node:v1.33.1 [kind's default]
+#   KIND_NODE_IMAGE     node image [kindest/node:v1.36.4@sha256:…, below]
 #   NODE_ROLES          node=role pairs, space-separated, instead of the order above
 #   WAIT_TIMEOUT        seconds each wait may take [300]
 set -euo pipefail
@@ -32,6 +32,12 @@ NAME="${KIND_CLUSTER_NAME:-student-api}"
 KUBE_CONTEXT="kind-$NAME"
 DEFAULT_NODE_ROLES="$NAME-control-plane=dependent_services $NAME-worker=application $NAME-worker2=database"
 CONTROL_PLANE_TAINT="node-role.kubernetes.io/control-plane:NoSchedule"
+# Kubernetes v1.36.4, as minikube.sh creates (see there why 1.36), in the
+# node image built for kind v0.33.0 (its release notes list it with this
+# digest, the only way to get an image built for that release;
+# github.com/kubernetes-sigs/kind/releases/tag/v0.33.0, published by
+# 2026-08-31). kind v0.33.0 or later runs it.
+KIND_NODE_IMAGE="${KIND_NODE_IMAGE:-kindest/node:v1.36.4@sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed}"
 
 usage() {
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
@@ -43,11 +49,8 @@ ensure_cluster() {
         log "cluster $NAME exists: reused"
         return 0
     fi
-    create=(--name "$NAME" --config "$CLUSTER_DIR/kind.yaml" --wait "${WAIT_TIMEOUT}s")
-    if [[ -n "${KIND_NODE_IMAGE:-}" ]]; then
-        create+=(--image "$KIND_NODE_IMAGE")
-    fi
-    log "creating cluster $NAME"
+    create=(--name "$NAME" --config "$CLUSTER_DIR/kind.yaml" --image "$KIND_NODE_IMAGE" --wait "${WAIT_TIMEOUT}s")
+    log "creating cluster $NAME ($KIND_NODE_IMAGE)"
     kind create cluster "${create[@]}"
 }
 
@@ -71,7 +74,7 @@ cmd_up() {
     wait_nodes_ready
     untaint_control_plane
     label_nodes
-    log "applying deploy/cluster/kind (ingress-nginx, metrics-server, local-path)"
+    log "applying deploy/cluster/kind (metrics-server, local-path)"
     kc apply -k "$CLUSTER_DIR/kind" >/dev/null
     wait_addons
     verify_cluster

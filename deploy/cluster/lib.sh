@@ -17,14 +17,22 @@ PLATFORM_ROLES=(dependent_services application database)
 # Longest one wait may take, in seconds, and the pause between polls.
 WAIT_TIMEOUT="${WAIT_TIMEOUT:-300}"
 POLL_INTERVAL="${POLL_INTERVAL:-5}"
-# The charts' kubeVersion (deploy/helm/*/Chart.yaml).
-MIN_KUBERNETES="1.30"
+# The oldest Kubernetes minor still supported upstream, the platform's
+# floor: 1.34 reached its end of life on 2026-10-27, 1.35 gets patches until
+# 2027-02-28 (kubernetes.io/releases/1.35, read 2026-12-05).
+MIN_KUBERNETES="1.35"
+# The Gateway API release the platform installs (the Application
+# gateway-api-crds, deploy/argocd/apps/gateway-api-crds.yaml; a test keeps
+# the two equal). A cluster that already has these CRDs must not hold a
+# newer release or the experimental channel, which that sync would replace.
+GATEWAY_API_VERSION="v1.6.1"
+GATEWAY_API_CRD="gateways.gateway.networking.k8s.io"
 # The database's volume must be created on the node that runs it: the
 # local-path provisioner does that on every provider (see docs/deploy.md).
 REQUIRED_STORAGECLASSES=(local-path)
 # Deployments the platform needs from the cluster itself: namespace/name.
-INGRESS_DEPLOYMENT="ingress-nginx/ingress-nginx-controller"
-INGRESS_CLASS="nginx"
+# Traffic from outside enters through the Gateway Argo CD deploys
+# (deploy/gateway), not through anything the cluster brings.
 METRICS_DEPLOYMENT="kube-system/metrics-server"
 LOCAL_PATH_DEPLOYMENT="local-path-storage/local-path-provisioner"
 
@@ -122,10 +130,9 @@ wait_metrics_api() {
     done
 }
 
-# wait_addons: the ingress controller, metrics-server and the local-path
-# provisioner rolled out, and the metrics API reporting nodes.
+# wait_addons: metrics-server and the local-path provisioner rolled out,
+# and the metrics API reporting nodes.
 wait_addons() {
-    wait_rollout "$INGRESS_DEPLOYMENT"
     wait_rollout "$METRICS_DEPLOYMENT"
     wait_rollout "$LOCAL_PATH_DEPLOYMENT"
     wait_metrics_api
@@ -173,15 +180,12 @@ verify_cluster() {
     else
         problems+=("storage: kubectl cannot list StorageClasses: $(_oneline "$errors")")
     fi
-    if json="$(kc -n "${INGRESS_DEPLOYMENT%%/*}" get deployment "${INGRESS_DEPLOYMENT#*/}" -o json 2>"$errors")"; then
-        _judge ingress deployment "$INGRESS_DEPLOYMENT" <<<"$json"
+    # Absent is fine (Argo CD installs them); present, they must be ones
+    # that sync can take over.
+    if json="$(kc get crd "$GATEWAY_API_CRD" --ignore-not-found -o json 2>"$errors")"; then
+        _judge gateway-api gateway-api "$GATEWAY_API_VERSION" <<<"${json:-"{}"}"
     else
-        problems+=("ingress: deployment $INGRESS_DEPLOYMENT not found: $(_oneline "$errors")")
-    fi
-    if kc get ingressclass "$INGRESS_CLASS" -o name >/dev/null 2>&1; then
-        found+=("IngressClass $INGRESS_CLASS present")
-    else
-        problems+=("ingress: IngressClass $INGRESS_CLASS is missing (the charts' ingress.className)")
+        problems+=("gateway-api: kubectl cannot read CustomResourceDefinitions: $(_oneline "$errors")")
     fi
     if json="$(kc get --raw /apis/metrics.k8s.io/v1beta1/nodes 2>"$errors")"; then
         _judge metrics metrics <<<"$json"

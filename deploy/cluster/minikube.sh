@@ -7,9 +7,10 @@
 #           nodes; enable the missing addons; wait; verify. A second run
 #           creates and enables nothing and only re-applies the labels.
 #   verify  the checks alone: 3 nodes, each role (label `type`) on exactly
-#           one and all Ready; Kubernetes >= 1.30; a default StorageClass
-#           and local-path; the ingress controller and IngressClass nginx;
-#           the metrics API. Every problem is named; exit 1 if any.
+#           one and all Ready; Kubernetes >= 1.35; a default StorageClass
+#           and local-path; the metrics API; Gateway API CRDs absent or
+#           ones the platform's can replace. Every problem is named; exit 1
+#           if any.
 #   down    delete the profile and everything in it.
 #
 # Nodes get their role in a fixed order: the control plane (PROFILE) runs
@@ -20,7 +21,7 @@
 #   MINIKUBE_CPUS        CPUs per node [2]
 #   MINIKUBE_MEMORY      memory per node [4g]
 #   MINIKUBE_DISK_SIZE   disk per node [20g]
-#   KUBERNETES_VERSION   e.g. v1.33.1 [minikube's default]
+#   KUBERNETES_VERSION   Kubernetes of a new profile [v1.36.4]
 #   NODE_ROLES           node=role pairs, space-separated, instead of the order above
 #   WAIT_TIMEOUT         seconds each wait may take [300]
 set -euo pipefail
@@ -34,12 +35,20 @@ PROFILE="${MINIKUBE_PROFILE:-student-api}"
 KUBE_CONTEXT="$PROFILE"
 DEFAULT_NODE_ROLES="$PROFILE=dependent_services $PROFILE-m02=application $PROFILE-m03=database"
 NODE_COUNT=3
-# ingress: ingress-nginx in the namespace ingress-nginx, IngressClass nginx.
+# Kubernetes of a new profile, the same release kind.sh creates: 1.36, the
+# newest minor every operator of the platform supports (1.37 is out, but not
+# yet in their support matrices), supported upstream until 2027-06-28.
+# v1.36.4: kubernetes/kubernetes tag v1.36.4, 2026-08-20, the newest 1.36
+# patch kind publishes a node image of (kind v0.33.0); minikube v1.39.0 and
+# later run it. An existing profile keeps its version.
+KUBERNETES_VERSION="${KUBERNETES_VERSION:-v1.36.4}"
 # storage-provisioner-rancher: the local-path StorageClass, whose volumes
 # are made on the node that mounts them; the default `standard` class makes
 # every volume on the control plane's disk, which pods on the other nodes
 # cannot write to.
-ADDONS=(default-storageclass storage-provisioner storage-provisioner-rancher metrics-server ingress)
+# Nothing for incoming traffic: it enters through the Gateway Argo CD deploys
+# (Traefik, deploy/gateway), reached on minikube through its NodePorts.
+ADDONS=(default-storageclass storage-provisioner storage-provisioner-rancher metrics-server)
 
 usage() {
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
@@ -61,10 +70,7 @@ ensure_profile() {
     absent)
         start=(--driver=docker "--nodes=$NODE_COUNT"
             "--cpus=${MINIKUBE_CPUS:-2}" "--memory=${MINIKUBE_MEMORY:-4g}"
-            "--disk-size=${MINIKUBE_DISK_SIZE:-20g}")
-        if [[ -n "${KUBERNETES_VERSION:-}" ]]; then
-            start+=("--kubernetes-version=$KUBERNETES_VERSION")
-        fi
+            "--disk-size=${MINIKUBE_DISK_SIZE:-20g}" "--kubernetes-version=$KUBERNETES_VERSION")
         log "creating profile $PROFILE: ${start[*]}"
         minikube start -p "$PROFILE" "${start[@]}"
         ;;

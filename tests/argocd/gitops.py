@@ -71,7 +71,16 @@ CHART_REPOS = {
     # The open-source Loki chart moved to grafana-community on 2026-03-16.
     "loki": "https://grafana-community.github.io/helm-charts",
     "alloy": "https://grafana.github.io/helm-charts",
+    "traefik": "https://traefik.github.io/charts",
 }
+
+# Upstream Git repositories an Application may read, each at a release tag
+# (vMAJOR.MINOR.PATCH) and only at the path given: the Gateway API's
+# standard-channel CRDs, never its experimental ones.
+UPSTREAM_GIT_SOURCES = {
+    "https://github.com/kubernetes-sigs/gateway-api.git": "config/crd/standard",
+}
+RELEASE_TAG = re.compile(r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 
 # The Applications each variant must hold (the root aside).
 DEV_APPS = frozenset(
@@ -80,8 +89,11 @@ DEV_APPS = frozenset(
         "openbao",
         "external-secrets",
         "prometheus-operator-crds",
+        "gateway-api-crds",
         "openbao-bootstrap",
+        "traefik",
         "platform-secrets",
+        "gateway",
         "postgres",
         "kube-prometheus-stack",
         "observability-manifests",
@@ -101,13 +113,16 @@ OWN_CHARTS = frozenset({"postgres", "student-api"})
 
 # Helm release names other manifests depend on: the bootstrap Job and the
 # stores reach http://openbao.openbao.svc, the OpenBao role binds the
-# service account student-api, the bootstrap script installed `argocd`.
+# service account student-api, the bootstrap script installed `argocd`, the
+# service's NetworkPolicy selects Traefik's pods by the instance label
+# <release>-<namespace> (GATEWAY_POD_LABELS).
 RELEASE_NAMES = {
     "argo-cd": "argocd",
     "openbao": "openbao",
     "external-secrets": "external-secrets",
     "postgres": "postgres",
     "student-api": "student-api",
+    "traefik": "traefik",
 }
 
 # Where each Application deploys.
@@ -130,11 +145,32 @@ NAMESPACES = {
     "alloy": "observability",
     "prometheus-postgres-exporter": "observability",
     "prometheus-blackbox-exporter": "observability",
+    "gateway-api-crds": "traefik",
+    "traefik": "traefik",
+    "gateway": "traefik",
+}
+
+# The controller name Traefik's Gateway API provider claims GatewayClasses by.
+GATEWAY_CONTROLLER = "traefik.io/gateway-controller"
+
+# The labels the traefik chart gives its pods (traefik.labelselector in its
+# templates/_helpers.tpl at the pinned version): what the service's
+# NetworkPolicy must select the Gateway's data plane by.
+GATEWAY_POD_LABELS = {
+    "app.kubernetes.io/name": "traefik",
+    "app.kubernetes.io/instance": f"{RELEASE_NAMES['traefik']}-{NAMESPACES['traefik']}",
 }
 
 # Applications whose CRDs exceed client-side apply's annotation limit.
 SERVER_SIDE_APPLY = frozenset(
-    {"argo-cd", "external-secrets", "prometheus-operator-crds", "kube-prometheus-stack", "cloudnative-pg"}
+    {
+        "argo-cd",
+        "external-secrets",
+        "prometheus-operator-crds",
+        "kube-prometheus-stack",
+        "cloudnative-pg",
+        "gateway-api-crds",
+    }
 )
 
 
@@ -170,6 +206,12 @@ WAVE_ORDER = (
     Before("cert-manager", "plugin-barman-cloud", "the plugin's Issuer and Certificates (production)"),
     Before("cert-manager", "cloudnative-pg", "the operator comes up with its plugin, after cert-manager (production)"),
     Before("plugin-barman-cloud", "postgres", "ObjectStore CRD and the WAL archiver the Cluster names (production)"),
+    Before("gateway-api-crds", "traefik", "its Gateway API provider watches the Gateway API kinds from the start"),
+    Before("gateway-api-crds", "gateway", "GatewayClass and Gateway CRDs"),
+    Before("gateway-api-crds", "student-api", "HTTPRoute CRD"),
+    # The controller before what it programs, the Gateway before its routes.
+    Before("traefik", "gateway", "a Gateway counts as healthy once its controller has programmed it"),
+    Before("gateway", "student-api", "the service's HTTPRoute attaches to the Gateway's listener"),
     # Stores before their users.
     Before("openbao", "openbao-bootstrap", "the Job initialises and unseals OpenBao"),
     Before("openbao-bootstrap", "platform-secrets", "the store logs in with the role the bootstrap creates"),
@@ -401,7 +443,8 @@ def check_schema_shape(app: dict) -> list[str]:
 
 def check_versions(app: dict) -> list[str]:
     """Every upstream chart at an exact version from its official repository;
-    every Git source on this repository's main branch."""
+    every Git source on this repository's main branch, or an allowed upstream
+    repository at a release tag and its one allowed path."""
     name = app["metadata"]["name"]
     findings = []
     for i, source in enumerate(app_sources(app)):
@@ -423,6 +466,14 @@ def check_versions(app: dict) -> list[str]:
         elif source.get("repoURL") == GIT_REPO:
             if revision != GIT_REVISION:
                 findings.append(f"{where}: this repository at {revision!r}, expected {GIT_REVISION!r}")
+        elif source.get("repoURL") in UPSTREAM_GIT_SOURCES:
+            repo = source["repoURL"]
+            if not isinstance(revision, str) or not RELEASE_TAG.match(revision):
+                findings.append(f"{where}: {repo} at {revision!r}, not a release tag (vMAJOR.MINOR.PATCH)")
+            if source.get("path") != UPSTREAM_GIT_SOURCES[repo]:
+                findings.append(
+                    f"{where}: {repo} path {source.get('path')!r}, expected {UPSTREAM_GIT_SOURCES[repo]!r}"
+                )
         else:
             findings.append(f"{where}: {source.get('repoURL')} is neither a pinned chart nor this repository")
     return findings
@@ -704,6 +755,17 @@ NODE_SELECTORS: dict[str, tuple[Pods | NodeAgent | StaysOff, ...]] = {
     ),
     "prometheus-postgres-exporter": (Pods("exporter", _p("nodeSelector")),),
     "prometheus-blackbox-exporter": (Pods("exporter", _p("nodeSelector")),),
+    # traefik/traefik-helm-chart traefik/: one Deployment, the Gateway API
+    # controller and data plane in one, its pods at nodeSelector. As a
+    # DaemonSet it would run a proxy on every node, the application and
+    # database nodes included.
+    "traefik": (
+        Pods("proxy and Gateway API controller", _p("nodeSelector"), switch("deployment.enabled", True)),
+        StaysOff(
+            "DaemonSet mode (deployment.kind)",
+            lambda values: get_path(values, ("deployment", "kind")) == "DaemonSet",
+        ),
+    ),
 }
 
 

@@ -27,7 +27,7 @@ import gitops  # noqa: E402
 import hardening  # noqa: E402  (tests/charts: the node roles of our charts)
 import render  # noqa: E402  (tests/charts: Helm SDK helpers)
 import validate  # noqa: E402  (tests/manifests: strict schemas)
-from workloads import clusters, workloads  # noqa: E402
+from workloads import clusters, selector_matches, workloads  # noqa: E402
 
 VARIANTS = ("dev", "prod")
 SCHEMA_DIR = HERE.parent / "schemas"
@@ -455,6 +455,140 @@ def test_our_charts_land_on_database_and_application_nodes(variant_name, name):
     assert roles.workloads == frozenset({expected})
 
 
+# ------------------------------------------------ the service on the Gateway
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def _hostname_matches(listener_host: str, route_host: str) -> bool:
+    """Whether a route host name is served by a listener host name (a
+    listener's *.example.org takes one or more labels in front)."""
+    if listener_host.startswith("*."):
+        return route_host.endswith(listener_host[1:]) and route_host != listener_host[2:]
+    return route_host == listener_host
+
+
+def route_findings(routes: list[dict], gateway_docs: list[Any]) -> list[str]:
+    """Each parentRef of each HTTPRoute names a Gateway of gateway_docs, of a
+    class Traefik serves, and a listener of it that admits the route: its
+    kind, its namespace, its host names; an HTTPS listener's certificate in
+    the Gateway's own namespace (elsewhere it would need a ReferenceGrant)."""
+    gateways = {
+        (d["metadata"].get("namespace"), d["metadata"]["name"]): d for d in gateway_docs if d.get("kind") == "Gateway"
+    }
+    classes = {d["metadata"]["name"]: d for d in gateway_docs if d.get("kind") == "GatewayClass"}
+    findings = []
+    for route in routes:
+        name, namespace = route["metadata"]["name"], route["metadata"]["namespace"]
+        hostnames = route["spec"].get("hostnames") or []
+        for parent in route["spec"].get("parentRefs") or []:
+            ref = (parent.get("namespace", namespace), parent.get("name"))
+            where = f"HTTPRoute {namespace}/{name} -> Gateway {ref[0]}/{ref[1]}"
+            gateway = gateways.get(ref)
+            if gateway is None:
+                findings.append(f"{where}: no such Gateway in deploy/gateway")
+                continue
+            class_name = gateway["spec"]["gatewayClassName"]
+            if (classes.get(class_name) or {}).get("spec", {}).get("controllerName") != gitops.GATEWAY_CONTROLLER:
+                findings.append(f"{where}: class {class_name} is not one {gitops.GATEWAY_CONTROLLER} serves")
+            listener = next(
+                (li for li in gateway["spec"]["listeners"] if li["name"] == parent.get("sectionName")), None
+            )
+            if listener is None:
+                findings.append(f"{where}: the Gateway has no listener {parent.get('sectionName')!r}")
+                continue
+            where += f", listener {listener['name']}"
+            allowed = listener.get("allowedRoutes") or {}
+            kinds = [k.get("kind") for k in allowed.get("kinds") or []]
+            if kinds and "HTTPRoute" not in kinds:
+                findings.append(f"{where}: admits {kinds}, not HTTPRoute")
+            source = (allowed.get("namespaces") or {}).get("from", "Same")
+            admitted = (
+                source == "All"
+                or (source == "Same" and namespace == ref[0])
+                or (source == "Selector" and selector_matches(
+                    allowed["namespaces"].get("selector"), {NAMESPACE_NAME_LABEL: namespace}
+                ))
+            )
+            if not admitted:
+                findings.append(f"{where}: does not admit routes from the namespace {namespace}")
+            if listener.get("hostname"):
+                unmatched = [h for h in hostnames if not _hostname_matches(listener["hostname"], h)]
+                if not hostnames or unmatched:
+                    findings.append(
+                        f"{where}: serves {listener['hostname']}, the route asks for {unmatched or 'any host'}"
+                    )
+            if listener["protocol"] == "HTTPS":
+                for cert in (listener.get("tls") or {}).get("certificateRefs") or []:
+                    if cert.get("namespace", ref[0]) != ref[0]:
+                        findings.append(f"{where}: certificate {cert.get('namespace')}/{cert['name']} is elsewhere")
+    return findings
+
+
+def service_routes(variant_name: str) -> list[dict]:
+    return [d for d in chart_render(variant_name, "student-api") if d.get("kind") == "HTTPRoute"]
+
+
+@pytest.mark.parametrize("variant_name", ["dev", "prod"])
+def test_the_services_routes_attach_to_listeners_of_the_platform_gateway(variant_name):
+    routes = service_routes(variant_name)
+    assert routes, f"{variant_name}: student-api renders no HTTPRoute"
+    fail_with(route_findings(routes, kustomize_render(variant_name, "gateway")))
+
+
+def test_the_production_routes_attach_to_the_https_listener_of_the_tls_component():
+    docs = gitops.load_documents(gitops.kustomize(gitops.REPO / "deploy" / "gateway", ["tls"]))
+    routes = service_routes("prod")
+    listeners = {r["metadata"]["name"]: r["spec"]["parentRefs"][0]["sectionName"] for r in routes}
+    assert listeners == {"student-api": "https", "student-api-https-redirect": "http"}, listeners
+    fail_with(route_findings(routes, docs))
+
+
+def api_port_peers(docs: list[Any]) -> list[dict]:
+    """The peers the service's NetworkPolicies admit to the API port."""
+    deployment = next(d for d in docs if d.get("kind") == "Deployment")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    peers = []
+    for policy in docs:
+        if policy.get("kind") != "NetworkPolicy" or not selector_matches(policy["spec"]["podSelector"], labels):
+            continue
+        for rule in policy["spec"].get("ingress") or []:
+            ports = [p.get("port") for p in rule.get("ports") or []]
+            if not ports or "http" in ports:
+                peers.extend(rule.get("from") or [{"everyone": "no from: any source"}])
+    return peers
+
+
+def api_port_findings(peers: list[dict]) -> list[str]:
+    """Only the Gateway's pods (Traefik's, by the labels its chart gives
+    them) and the blackbox exporter's probes reach the API port: no ipBlock,
+    no open rule, no other pods."""
+    expected = {
+        "the Gateway's data plane": (gitops.NAMESPACES["traefik"], gitops.GATEWAY_POD_LABELS),
+        "the blackbox exporter": (
+            gitops.NAMESPACES["prometheus-blackbox-exporter"],
+            {"app.kubernetes.io/name": "prometheus-blackbox-exporter"},
+        ),
+    }
+    findings, found = [], set()
+    for peer in peers:
+        namespace = ((peer.get("namespaceSelector") or {}).get("matchLabels") or {}).get(NAMESPACE_NAME_LABEL)
+        match = [
+            what
+            for what, (ns, labels) in expected.items()
+            if namespace == ns and peer.get("podSelector") and selector_matches(peer["podSelector"], labels)
+        ]
+        if not match or set(peer) != {"namespaceSelector", "podSelector"}:
+            findings.append(f"the API port admits {peer}, which is neither {' nor '.join(expected)}")
+        found.update(match)
+    findings.extend(f"the API port does not admit {what}" for what in expected if what not in found)
+    return findings
+
+
+@pytest.mark.parametrize("variant_name", VARIANTS)
+def test_only_the_gateways_pods_and_the_probes_reach_the_services_api_port(variant_name):
+    fail_with(api_port_findings(api_port_peers(chart_render(variant_name, "student-api"))))
+
+
 # ------------------------------------------------- the checks catch breakage
 def mutated(variant_name: str, name: str) -> dict:
     return copy.deepcopy(app(variant_name, name))
@@ -703,3 +837,83 @@ def test_the_values_merge_follows_helm():
     overlay = {"a": {"c": [3], "e": {"f": 1}}, "d": {"x": 1}}
     assert gitops.merge_values(base, overlay) == {"a": {"b": 1, "c": [3], "e": {"f": 1}}, "d": {"x": 1}}
     assert base == {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+
+
+@pytest.mark.parametrize(
+    "change,expected",
+    [
+        ({"targetRevision": "main"}, "not a release tag"),
+        ({"targetRevision": "v1.6"}, "not a release tag"),
+        ({"targetRevision": "v1.6.1-rc.1"}, "not a release tag"),
+        ({"path": "config/crd/experimental"}, "expected 'config/crd/standard'"),
+        ({"repoURL": "https://github.com/example/gateway-api.git"}, "neither a pinned chart nor this repository"),
+    ],
+)
+def test_a_gateway_api_source_off_a_release_tag_or_off_the_standard_channel_is_caught(change, expected):
+    broken = mutated("dev", "gateway-api-crds")
+    broken["spec"]["source"].update(change)
+    assert any(expected in f for f in gitops.check_versions(broken))
+
+
+def test_traefik_as_a_daemonset_or_off_its_node_role_is_caught():
+    values = gitops.passed_values(app("dev", "traefik"))
+    assert not gitops.check_node_selectors("traefik", "traefik", values)
+    values["deployment"] = {"kind": "DaemonSet"}
+    assert any("DaemonSet mode" in f for f in gitops.check_node_selectors("traefik", "traefik", values))
+    del values["deployment"]
+    values["nodeSelector"] = {"type": "application"}
+    assert any("nodeSelector" in f for f in gitops.check_node_selectors("traefik", "traefik", values))
+
+
+def _gateway_docs() -> list[Any]:
+    return gitops.load_documents(gitops.kustomize(gitops.REPO / "deploy" / "gateway", ["tls"]))
+
+
+@pytest.mark.parametrize(
+    "change,expected",
+    [
+        (lambda route, gw: route["spec"]["parentRefs"][0].update(sectionName="admin"), "no listener 'admin'"),
+        (lambda route, gw: route["spec"]["parentRefs"][0].update(name="other"), "no such Gateway"),
+        (lambda route, gw: route["metadata"].update(namespace="database"), "does not admit routes from"),
+        (lambda route, gw: route["spec"].update(hostnames=["api.example.net"]), "the route asks for"),
+        (lambda route, gw: route["spec"].pop("hostnames"), "the route asks for any host"),
+        (
+            lambda route, gw: gw[0]["spec"]["listeners"][-1]["tls"]["certificateRefs"][0].update(namespace="app"),
+            "certificate app/student-api-tls is elsewhere",
+        ),
+        (
+            lambda route, gw: next(d for d in gw if d["kind"] == "GatewayClass")["spec"].update(
+                controllerName="example.org/gateway"
+            ),
+            "is not one traefik.io/gateway-controller serves",
+        ),
+    ],
+)
+def test_a_route_the_gateway_would_refuse_is_caught(change, expected):
+    routes = copy.deepcopy(service_routes("prod"))
+    gateway = sorted(_gateway_docs(), key=lambda d: d["kind"])  # Gateway, then GatewayClass
+    assert route_findings(routes, gateway) == []
+    change(routes[0], gateway)
+    assert any(expected in f for f in route_findings(routes, gateway)), route_findings(routes, gateway)
+
+
+@pytest.mark.parametrize(
+    "peer,expected",
+    [
+        ({"ipBlock": {"cidr": "0.0.0.0/0"}}, "neither"),
+        ({"namespaceSelector": {}, "podSelector": {}}, "neither"),
+        (
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}},
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-controller"}},
+            },
+            "neither",
+        ),
+    ],
+)
+def test_an_api_port_open_to_anyone_else_is_caught(peer, expected):
+    peers = api_port_peers(copy.deepcopy(chart_render("dev", "student-api")))
+    assert api_port_findings(peers) == []
+    assert any(expected in f for f in api_port_findings([*peers, peer]))
+    without_gateway = [p for p in peers if "traefik" not in str(p)]
+    assert "the API port does not admit the Gateway's data plane" in api_port_findings(without_gateway)

@@ -3,11 +3,11 @@
 Owns: what a rendered chart must look like before it may reach a cluster
 (node roles, resources, probes, security contexts, service-account tokens,
 image pins, no literal Secrets, no unexpected LoadBalancer, namespaces,
-NetworkPolicies). Each check takes the parsed documents of one render and
-returns its findings as sentences naming the object and field; an empty
-list means the rule holds. test_hardening.py runs every check over every
-chart × values combination; test_rules_catch_violations.py proves each one
-catches a violation.
+NetworkPolicies, HTTPRoutes that reach only the chart's own Services). Each
+check takes the parsed documents of one render and returns its findings as
+sentences naming the object and field; an empty list means the rule holds.
+test_hardening.py runs every check over every chart × values combination;
+test_rules_catch_violations.py proves each one catches a violation.
 
 Must not: print a value found under a Secret's data or stringData.
 
@@ -58,7 +58,7 @@ NODE_ROLES = {
 }
 
 # Services allowed to be of type LoadBalancer, as (chart, Service name).
-# None today: traffic enters through the ingress controller.
+# None today: traffic enters through the platform's Gateway (deploy/gateway).
 EXPECTED_LOAD_BALANCERS: frozenset[tuple[str, str]] = frozenset()
 
 # Kinds that live outside any namespace; every other kind must carry the
@@ -73,6 +73,7 @@ CLUSTER_SCOPED_KINDS = frozenset(
         "ClusterRoleBinding",
         "ClusterSecretStore",
         "CustomResourceDefinition",
+        "GatewayClass",
         "IngressClass",
         "MutatingWebhookConfiguration",
         "Namespace",
@@ -400,6 +401,65 @@ def check_network_policies(docs: list[Any]) -> list[str]:
     return findings
 
 
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+HTTP_ROUTE = (f"{GATEWAY_GROUP}/v1", "HTTPRoute")
+
+
+def check_routes(docs: list[Any]) -> list[str]:
+    """Every HTTPRoute names the Gateway listener it attaches to, and sends
+    traffic only to a Service of the same render and namespace, at a port
+    that Service serves, never to a headless one (the metrics Service); each
+    rule either forwards to backends or redirects, never both or neither."""
+    services = {
+        (get_path(doc, "metadata", "namespace"), get_path(doc, "metadata", "name")): doc
+        for doc in docs
+        if isinstance(doc, dict) and (doc.get("apiVersion"), doc.get("kind")) == ("v1", "Service")
+    }
+    findings = []
+    for doc in docs:
+        if not isinstance(doc, dict) or (doc.get("apiVersion"), doc.get("kind")) != HTTP_ROUTE:
+            continue
+        route, namespace = describe(doc), get_path(doc, "metadata", "namespace")
+        parents = get_path(doc, "spec", "parentRefs") or []
+        if not parents:
+            findings.append(f"{route}: spec.parentRefs is empty: the route attaches to no Gateway")
+        for i, parent in enumerate(parents):
+            where = f"{route}: spec.parentRefs[{i}]"
+            if (parent.get("group", GATEWAY_GROUP), parent.get("kind", "Gateway")) != (GATEWAY_GROUP, "Gateway"):
+                findings.append(f"{where} is a {parent.get('kind')}, not a Gateway")
+            if not parent.get("sectionName"):
+                findings.append(f"{where} has no sectionName: name the listener the route attaches to")
+        for i, rule in enumerate(get_path(doc, "spec", "rules") or []):
+            where = f"{route}: spec.rules[{i}]"
+            backends = rule.get("backendRefs") or []
+            redirects = any(f.get("type") == "RequestRedirect" for f in rule.get("filters") or [])
+            if redirects and backends:
+                findings.append(f"{where} both redirects and forwards to backendRefs")
+            elif not redirects and not backends:
+                findings.append(f"{where} neither redirects nor forwards: it has no backendRefs")
+            for j, backend in enumerate(backends):
+                problems = _backend_problems(backend, namespace, services)
+                findings.extend(f"{where}.backendRefs[{j}]: {p}" for p in problems)
+    return findings
+
+
+def _backend_problems(backend: dict, namespace: Any, services: dict[tuple[Any, Any], dict]) -> list[str]:
+    if backend.get("group", "") != "" or backend.get("kind", "Service") != "Service":
+        return [f"{backend.get('group')}/{backend.get('kind')} is not a Service of this chart"]
+    if backend.get("namespace", namespace) != namespace:
+        return [f"Service {backend.get('namespace')}/{backend.get('name')} is in another namespace"]
+    service = services.get((namespace, backend.get("name")))
+    if service is None:
+        return [f"no Service {backend.get('name')} in this chart's namespace {namespace}"]
+    problems = []
+    ports = [p.get("port") for p in get_path(service, "spec", "ports") or []]
+    if backend.get("port") not in ports:
+        problems.append(f"port {backend.get('port')} is not a port of Service {backend.get('name')} ({ports})")
+    if get_path(service, "spec", "clusterIP") == "None":
+        problems.append(f"Service {backend.get('name')} is headless (clusterIP None), not the API's Service")
+    return problems
+
+
 def check_has_workload(docs: list[Any]) -> list[str]:
     """The render makes pods at all (otherwise every other check passes vacuously)."""
     if any(True for _ in workloads(docs)) or any(True for _ in clusters(docs)):
@@ -420,4 +480,5 @@ RULES: dict[str, Callable[[list[Any], str], list[str]]] = {
     "load_balancers": check_load_balancers,
     "namespaces": check_namespaces,
     "network_policies": lambda docs, chart: check_network_policies(docs),
+    "routes": lambda docs, chart: check_routes(docs),
 }

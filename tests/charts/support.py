@@ -103,6 +103,15 @@ def sample_student_api() -> list[dict]:
             "spec": {"type": "ClusterIP", "selector": labels, "ports": [{"port": 80, "targetPort": "http"}]},
         },
         {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": {"name": "student-api", "namespace": ns},
+            "spec": {
+                "parentRefs": [{"name": "platform", "namespace": "traefik", "sectionName": "http"}],
+                "rules": [{"backendRefs": [{"name": "student-api", "port": 80}]}],
+            },
+        },
+        {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
             "metadata": {"name": "student-api", "namespace": ns},

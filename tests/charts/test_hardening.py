@@ -85,3 +85,8 @@ def test_every_namespaced_object_is_in_the_charts_namespace(combo):
 @pytest.mark.parametrize("combo", COMBO_IDS)
 def test_a_network_policy_selects_the_pods_of_every_workload(combo):
     assert_rule_holds("network_policies", combo)
+
+
+@pytest.mark.parametrize("combo", COMBO_IDS)
+def test_every_route_names_its_listener_and_reaches_only_the_charts_own_service(combo):
+    assert_rule_holds("routes", combo)

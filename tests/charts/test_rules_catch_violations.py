@@ -341,6 +341,70 @@ def test_the_network_policy_check_reports_pods_no_policy_selects(source):
     reported("network_policies", source, mutate, "no NetworkPolicy in its namespace selects its pods")
 
 
+def first_route(docs: list[Any]) -> dict | None:
+    return next((d for d in docs if isinstance(d, dict) and d.get("kind") == "HTTPRoute"), None)
+
+
+def first_backend(route: dict) -> dict:
+    return next(b for rule in route["spec"]["rules"] for b in rule.get("backendRefs") or [])
+
+
+def _headless(docs: list[Any], route: dict) -> None:
+    name = first_backend(route)["name"]
+    service = next(d for d in docs if d.get("kind") == "Service" and d["metadata"]["name"] == name)
+    service["spec"]["clusterIP"] = "None"
+
+
+ROUTE_MUTATIONS: dict[str, tuple[Callable[[list[Any], dict], Any], str]] = {
+    "to a Service the chart does not make": (
+        lambda docs, route: first_backend(route).update(name="elsewhere"),
+        "no Service elsewhere in this chart's namespace",
+    ),
+    "to a port its Service does not serve": (
+        lambda docs, route: first_backend(route).update(port=9999),
+        "port 9999 is not a port of Service",
+    ),
+    "to a Service of another namespace": (
+        lambda docs, route: first_backend(route).update(namespace="database"),
+        "is in another namespace",
+    ),
+    "to something else than a Service": (
+        lambda docs, route: first_backend(route).update(group="example.org", kind="Bucket"),
+        "example.org/Bucket is not a Service of this chart",
+    ),
+    "to a headless Service": (_headless, "is headless"),
+    "without naming its listener": (
+        lambda docs, route: route["spec"]["parentRefs"][0].pop("sectionName"),
+        "has no sectionName",
+    ),
+    "with a rule that neither forwards nor redirects": (
+        lambda docs, route: route["spec"]["rules"][0].pop("backendRefs"),
+        "neither redirects nor forwards",
+    ),
+    "with a rule that both forwards and redirects": (
+        lambda docs, route: route["spec"]["rules"][0].setdefault("filters", []).append(
+            {"type": "RequestRedirect", "requestRedirect": {"scheme": "https"}}
+        ),
+        "both redirects and forwards",
+    ),
+}
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("case", list(ROUTE_MUTATIONS))
+def test_the_route_check_reports_a_route(case, source):
+    change, expected = ROUTE_MUTATIONS[case]
+
+    def mutate(docs):
+        route = first_route(docs)
+        if route is None:
+            return None
+        change(docs, route)
+        return workloads.describe(route)
+
+    reported("routes", source, mutate, expected)
+
+
 @pytest.mark.parametrize(
     "selector,selected",
     [

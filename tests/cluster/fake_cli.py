@@ -25,7 +25,6 @@ FIXTURES = Path(os.environ.get("FAKE_FIXTURES", Path(__file__).parent / "fixture
 WORLD = Path(os.environ["FAKE_WORLD"])
 CALLS = Path(os.environ["FAKE_CALLS"])
 
-INGRESS = "ingress-nginx/ingress-nginx-controller"
 METRICS_SERVER = "kube-system/metrics-server"
 LOCAL_PATH = "local-path-storage/local-path-provisioner"
 CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
@@ -46,8 +45,6 @@ def emit(doc: object) -> None:
 
 def ready_deployment(ref: str) -> dict:
     ns, name = ref.split("/")
-    if ref == INGRESS:
-        return fixture("deployment-ingress-nginx-controller.json")
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -55,6 +52,14 @@ def ready_deployment(ref: str) -> dict:
         "spec": {"replicas": 1},
         "status": {"observedGeneration": 1, "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1},
     }
+
+
+def server_version(git_version: str) -> dict:
+    """The recorded `kubectl version -o json`, its server at git_version (v1.36.4)."""
+    doc = fixture("version.json")
+    minor = git_version.lstrip("v").split(".")[1]
+    doc["serverVersion"].update(gitVersion=git_version, minor=minor, emulationMinor=minor)
+    return doc
 
 
 def storageclass(name: str) -> dict:
@@ -146,7 +151,8 @@ def minikube(world: dict, args: list[str]) -> None:
         names = [profile] + [f"{profile}-m{n:02d}" for n in range(2, count + 1)]
         world["nodes"] = fresh_nodes(names)
         world["storageclasses"] = [storageclass("standard")]
-        world["version"] = fixture("version.json")
+        # minikube's own default when the flag is missing.
+        world["version"] = server_version(flags.get("kubernetes-version", "v1.35.1"))
         world.setdefault("deployments", {})
     elif words[:2] == ["addons", "list"]:
         if profile not in profiles:
@@ -158,10 +164,7 @@ def minikube(world: dict, args: list[str]) -> None:
             fail(f"X Exiting due to MK_ADDON_ENABLE: enable failed: addon {addon} does not exist", 10)
         mk["addons"][addon] = "enabled"
         deployments = world.setdefault("deployments", {})
-        if addon == "ingress":
-            deployments[INGRESS] = ready_deployment(INGRESS)
-            world.setdefault("ingressclasses", []).append("nginx")
-        elif addon == "metrics-server":
+        if addon == "metrics-server":
             deployments[METRICS_SERVER] = ready_deployment(METRICS_SERVER)
             world["metrics_api"] = True
         elif addon == "storage-provisioner-rancher":
@@ -205,7 +208,9 @@ def kind(world: dict, args: list[str]) -> None:
         kind_default["metadata"]["annotations"] = {"storageclass.kubernetes.io/is-default-class": "true"}
         world["storageclasses"] = [kind_default]
         world["deployments"] = {LOCAL_PATH: ready_deployment(LOCAL_PATH)}
-        world["version"] = fixture("version.json")
+        # kind's node image names its Kubernetes: kindest/node:v1.36.4@sha256:….
+        image = opts.get("image", "kindest/node:v1.37.0")
+        world["version"] = server_version(image.split(":", 1)[1].split("@", 1)[0])
         world.setdefault("contexts", []).append(f"kind-{name}")
         clusters.append(name)
     elif args[:2] == ["delete", "cluster"]:
@@ -262,10 +267,10 @@ def kubectl(world: dict, args: list[str]) -> None:
         if doc["status"].get("readyReplicas", 0) < doc["spec"].get("replicas", 1):
             fail("error: timed out waiting for the condition")
         print(f'deployment "{name}" successfully rolled out')
-    elif rest[:3] == ["get", "ingressclass", "nginx"] and output == "name":
-        if "nginx" not in world.get("ingressclasses", []):
-            fail('Error from server (NotFound): ingressclasses.networking.k8s.io "nginx" not found')
-        print("ingressclass.networking.k8s.io/nginx")
+    elif rest[:2] == ["get", "crd"] and len(rest) == 4 and rest[3] == "--ignore-not-found" and output == "json":
+        crd = (world.get("crds") or {}).get(rest[2])
+        if crd is not None:
+            emit(crd)
     elif rest == ["get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes"]:
         if not world.get("metrics_api"):
             fail('Error from server (NotFound): the server could not find the requested resource')
@@ -295,15 +300,11 @@ def kubectl(world: dict, args: list[str]) -> None:
         node["spec"]["taints"] = kept
         print(f"node/{rest[2]} untainted")
     elif rest[:1] == ["apply"] and rest[1:2] == ["-k"] and Path(rest[2]).name == "kind":
-        deployments = world.setdefault("deployments", {})
-        for ref in (INGRESS, METRICS_SERVER):
-            deployments[ref] = ready_deployment(ref)
-        if "nginx" not in world.setdefault("ingressclasses", []):
-            world["ingressclasses"].append("nginx")
+        world.setdefault("deployments", {})[METRICS_SERVER] = ready_deployment(METRICS_SERVER)
         if not any(sc["metadata"]["name"] == "local-path" for sc in world["storageclasses"]):
             world["storageclasses"].append(storageclass("local-path"))
         world["metrics_api"] = True
-        print("deployment.apps/ingress-nginx-controller configured")
+        print("deployment.apps/metrics-server configured")
     else:
         fail(f"fake kubectl: unsupported call {args}", 64)
 

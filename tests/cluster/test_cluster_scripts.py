@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,10 @@ FIXTURES = Path(__file__).with_name("fixtures")
 TOOLS = ("kubectl", "minikube", "kind", "docker")
 SYSTEM_TOOLS = ("bash", "dirname", "sed", "grep", "sleep", "cat", "id", "mktemp", "rm", "tr")
 ROLES = {"student-api": "dependent_services", "student-api-m02": "application", "student-api-m03": "database"}
+# The Kubernetes both scripts create by default, and kind's node image of it.
+KUBERNETES = "v1.36.4"
+KIND_NODE_IMAGE = "kindest/node:v1.36.4@sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed"
+GATEWAY_CRD = "gateways.gateway.networking.k8s.io"
 # Calls that change a cluster; everything else only reads.
 MUTATING = {
     "minikube": {"start", "delete", "enable", "stop"},
@@ -77,8 +82,7 @@ class Fake:
     def healthy_minikube(self, nodes: str = "nodes-good.json") -> None:
         """A running student-api profile as recorded: everything in place."""
         addons = {name: a["Status"] for name, a in fixture("minikube-addons-fresh.json").items()}
-        addons.update({name: "enabled" for name in ("ingress", "metrics-server", "storage-provisioner-rancher")})
-        deployment = fixture("deployment-ingress-nginx-controller.json")
+        addons.update({name: "enabled" for name in ("metrics-server", "storage-provisioner-rancher")})
         self.set_world(
             {
                 "docker_running": True,
@@ -92,11 +96,9 @@ class Fake:
                 "version": fixture("version.json"),
                 "storageclasses": fixture("storageclasses.json")["items"],
                 "deployments": {
-                    "ingress-nginx/ingress-nginx-controller": deployment,
                     "kube-system/metrics-server": ready("kube-system", "metrics-server"),
                     "local-path-storage/local-path-provisioner": ready("local-path-storage", "local-path-provisioner"),
                 },
-                "ingressclasses": ["nginx"],
                 "metrics_api": True,
             }
         )
@@ -150,6 +152,22 @@ def labels_of(world: dict) -> dict[str, str | None]:
     return {n["metadata"]["name"]: n["metadata"]["labels"].get("type") for n in world["nodes"]["items"]}
 
 
+def gateway_crd(channel: str = "standard", bundle: str = "v1.6.1") -> dict:
+    """The recorded Gateway CRD, as another Gateway API release would leave it."""
+    crd = fixture("crd-gateways-standard.json")
+    crd["metadata"]["annotations"].update(
+        {"gateway.networking.k8s.io/channel": channel, "gateway.networking.k8s.io/bundle-version": bundle}
+    )
+    return crd
+
+
+def default_of(script: Path, variable: str) -> str:
+    """The default a script gives VARIABLE (VARIABLE="${VARIABLE:-default}")."""
+    match = re.search(rf'^{variable}="\$\{{{variable}:-([^}}]+)\}}"$', script.read_text(), re.MULTILINE)
+    assert match, f"{script.name} sets no default for {variable}"
+    return match.group(1)
+
+
 def fail_lines(result: subprocess.CompletedProcess) -> list[str]:
     return [line for line in result.stderr.splitlines() if " FAIL " in line]
 
@@ -171,9 +189,10 @@ def test_verify_passes_on_a_healthy_cluster_and_changes_nothing(fake: Fake) -> N
         assert f"node {name}: type={role}, Ready=True" in result.stdout
     assert "default StorageClass: standard" in result.stdout
     assert "StorageClass local-path: rancher.io/local-path" in result.stdout
-    assert "deployment ingress-nginx/ingress-nginx-controller: 1/1 ready" in result.stdout
     assert "metrics API: 3 nodes reporting" in result.stdout
-    assert "Kubernetes v1.34.0" in result.stdout
+    assert "Kubernetes v1.36.4" in result.stdout
+    assert "Gateway API CRDs: not installed yet (Argo CD installs v1.6.1, standard channel)" in result.stdout
+    assert "ingress" not in result.stdout.lower()
     assert fake.mutating_calls() == []
 
 
@@ -234,8 +253,7 @@ def test_verify_reports_every_missing_piece_at_once(fake: Fake) -> None:
         sc for sc in fixture("storageclasses.json")["items"] if sc["metadata"]["name"] == "standard"
     ]
     world["storageclasses"][0]["metadata"]["annotations"].pop("storageclass.kubernetes.io/is-default-class")
-    del world["deployments"]["ingress-nginx/ingress-nginx-controller"]
-    world["ingressclasses"] = []
+    world["crds"] = {GATEWAY_CRD: gateway_crd(channel="experimental")}
     world["metrics_api"] = False
     fake.set_world(world)
 
@@ -243,43 +261,75 @@ def test_verify_reports_every_missing_piece_at_once(fake: Fake) -> None:
 
     assert result.returncode == 1
     failures = fail_lines(result)
-    assert len(failures) == 5, result.stderr
+    assert len(failures) == 4, result.stderr
     assert failures[0].startswith(
         "[minikube] FAIL storage: no default StorageClass (annotation storageclass.kubernetes.io/is-default-class=true)"
     )
     assert failures[1] == "[minikube] FAIL storage: StorageClass local-path is missing"
-    assert failures[2].startswith("[minikube] FAIL ingress: deployment ingress-nginx/ingress-nginx-controller not found")
-    assert failures[3] == "[minikube] FAIL ingress: IngressClass nginx is missing (the charts' ingress.className)"
-    assert failures[4].startswith("[minikube] FAIL metrics: the metrics API (metrics.k8s.io) does not answer")
-    assert "5 problem(s)" in result.stderr
+    assert failures[2].startswith(
+        "[minikube] FAIL gateway-api: the cluster has the Gateway API CRDs of the experimental channel (v1.6.1)"
+    )
+    assert failures[3].startswith("[minikube] FAIL metrics: the metrics API (metrics.k8s.io) does not answer")
+    assert "4 problem(s)" in result.stderr
 
 
-def test_verify_names_an_ingress_controller_that_is_not_ready(fake: Fake) -> None:
+@pytest.mark.parametrize(
+    ("channel", "bundle", "problem"),
+    [
+        ("standard", "v1.6.1", None),
+        # Older standard CRDs: the platform's sync upgrades them.
+        ("standard", "v1.5.1", None),
+        ("standard", "v1.7.0", "the cluster has the Gateway API CRDs v1.7.0; the platform installs v1.6.1 "
+                               "and would downgrade them"),
+        ("experimental", "v1.6.1", "the cluster has the Gateway API CRDs of the experimental channel (v1.6.1)"),
+    ],
+)
+def test_verify_takes_gateway_api_crds_the_platform_can_replace_and_names_the_others(
+    fake: Fake, channel: str, bundle: str, problem: str | None
+) -> None:
     fake.healthy_minikube()
-    world = fake.world()
-    world["deployments"]["ingress-nginx/ingress-nginx-controller"]["status"]["readyReplicas"] = 0
-    fake.set_world(world)
+    fake.update(crds={GATEWAY_CRD: gateway_crd(channel, bundle)})
 
     result = fake.run(MINIKUBE_SH, "verify")
 
-    assert result.returncode == 1
-    assert fail_lines(result) == [
-        "[minikube] FAIL deployment ingress-nginx/ingress-nginx-controller: 0/1 ready, 1/1 updated; expected all ready"
+    if problem is None:
+        assert result.returncode == 0, result.stderr
+        assert f"Gateway API CRDs: {bundle}, standard channel" in result.stdout
+    else:
+        assert result.returncode == 1
+        assert [line.split(" FAIL ", 1)[1] for line in fail_lines(result)][0].startswith(f"gateway-api: {problem}")
+    assert [c for c in fake.calls("kubectl") if "crd" in c] == [
+        ["kubectl", "--context", "student-api", "get", "crd", GATEWAY_CRD, "--ignore-not-found", "-o", "json"]
     ]
 
 
-def test_verify_refuses_a_server_older_than_the_charts_support(fake: Fake) -> None:
+@pytest.mark.parametrize(("minor", "git_version"), [("34", "v1.34.11"), ("29", "v1.29.14")])
+def test_verify_refuses_a_server_older_than_the_oldest_supported_kubernetes(
+    fake: Fake, minor: str, git_version: str
+) -> None:
     fake.healthy_minikube()
     version = fixture("version.json")
-    version["serverVersion"].update(minor="29", gitVersion="v1.29.14")
+    version["serverVersion"].update(minor=minor, gitVersion=git_version)
     fake.update(version=version)
 
     result = fake.run(MINIKUBE_SH, "verify")
 
     assert result.returncode == 1
     assert fail_lines(result) == [
-        "[minikube] FAIL kubernetes: the server runs v1.29.14; the charts need 1.30 or newer"
+        f"[minikube] FAIL kubernetes: the server runs {git_version}; the platform needs 1.35 or newer"
     ]
+
+
+def test_verify_accepts_the_floor_release(fake: Fake) -> None:
+    fake.healthy_minikube()
+    version = fixture("version.json")
+    version["serverVersion"].update(minor="35", gitVersion="v1.35.8")
+    fake.update(version=version)
+
+    result = fake.run(MINIKUBE_SH, "verify")
+
+    assert result.returncode == 0, result.stderr
+    assert "Kubernetes v1.35.8" in result.stdout
 
 
 def test_verify_says_so_when_the_cluster_does_not_answer(fake: Fake) -> None:
@@ -304,17 +354,18 @@ def test_up_creates_a_three_node_docker_profile_labels_it_in_order_and_enables_t
     assert fake.mutating_calls() == [
         [
             "minikube", "start", "-p", "student-api", "--driver=docker", "--nodes=3",
-            "--cpus=2", "--memory=4g", "--disk-size=20g",
+            "--cpus=2", "--memory=4g", "--disk-size=20g", f"--kubernetes-version={KUBERNETES}",
         ],
         ["kubectl", "--context", "student-api", "label", "node", "student-api", "type=dependent_services", "--overwrite"],
         ["kubectl", "--context", "student-api", "label", "node", "student-api-m02", "type=application", "--overwrite"],
         ["kubectl", "--context", "student-api", "label", "node", "student-api-m03", "type=database", "--overwrite"],
         ["minikube", "-p", "student-api", "addons", "enable", "storage-provisioner-rancher"],
         ["minikube", "-p", "student-api", "addons", "enable", "metrics-server"],
-        ["minikube", "-p", "student-api", "addons", "enable", "ingress"],
     ]
     assert labels_of(fake.world()) == ROLES
     assert "minikube cluster student-api is ready for the platform" in result.stdout
+    assert f"Kubernetes {KUBERNETES}" in result.stdout
+    assert fake.world()["minikube"]["addons"]["ingress"] == "disabled"
 
 
 def test_a_second_up_creates_and_enables_nothing_and_only_relabels_with_overwrite(fake: Fake) -> None:
@@ -374,14 +425,24 @@ def test_up_passes_resource_and_version_overrides_to_minikube_start(fake: Fake) 
 
     result = fake.run(
         MINIKUBE_SH, "up",
-        MINIKUBE_CPUS="4", MINIKUBE_MEMORY="6g", MINIKUBE_DISK_SIZE="30g", KUBERNETES_VERSION="v1.33.4",
+        MINIKUBE_CPUS="4", MINIKUBE_MEMORY="6g", MINIKUBE_DISK_SIZE="30g", KUBERNETES_VERSION="v1.35.8",
     )
 
     assert result.returncode == 0, result.stderr
     assert fake.calls("minikube")[1] == [
         "minikube", "start", "-p", "student-api", "--driver=docker", "--nodes=3",
-        "--cpus=4", "--memory=6g", "--disk-size=30g", "--kubernetes-version=v1.33.4",
+        "--cpus=4", "--memory=6g", "--disk-size=30g", "--kubernetes-version=v1.35.8",
     ]
+    assert "Kubernetes v1.35.8" in result.stdout
+
+
+def test_up_refuses_an_override_older_than_the_oldest_supported_kubernetes(fake: Fake) -> None:
+    fake.set_world({"docker_running": True})
+
+    result = fake.run(MINIKUBE_SH, "up", KUBERNETES_VERSION="v1.34.11")
+
+    assert result.returncode == 1
+    assert "[minikube] FAIL kubernetes: the server runs v1.34.11; the platform needs 1.35 or newer" in result.stderr
 
 
 def test_node_roles_can_be_given_in_another_order(fake: Fake) -> None:
@@ -496,7 +557,8 @@ def test_kind_up_creates_the_cluster_once_and_then_only_reapplies(fake: Fake) ->
 
     assert first.returncode == 0, first.stderr
     assert first_calls[0] == [
-        "kind", "create", "cluster", "--name", "student-api", "--config", str(CLUSTER / "kind.yaml"), "--wait", "2s",
+        "kind", "create", "cluster", "--name", "student-api", "--config", str(CLUSTER / "kind.yaml"),
+        "--image", KIND_NODE_IMAGE, "--wait", "2s",
     ]
     ctx = ["kubectl", "--context", "kind-student-api"]
     assert first_calls[1:] == [
@@ -510,23 +572,51 @@ def test_kind_up_creates_the_cluster_once_and_then_only_reapplies(fake: Fake) ->
     assert not [c for c in fake.mutating_calls() if c[0] == "kind"]
     assert "cluster student-api exists: reused" in second.stderr
     assert "kind cluster kind-student-api is ready for the platform" in second.stdout
+    assert f"Kubernetes {KUBERNETES}" in second.stdout
     assert {n["metadata"]["name"]: n["spec"].get("taints", []) for n in fake.world()["nodes"]["items"]} == {
         "student-api-control-plane": [], "student-api-worker": [], "student-api-worker2": [],
     }
 
 
-def test_kind_config_gives_each_role_one_node_and_publishes_on_loopback_only() -> None:
+def test_kind_up_creates_the_node_image_given_instead(fake: Fake) -> None:
+    fake.set_world({"docker_running": True})
+    image = "kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0"
+
+    result = fake.run(KIND_SH, "up", KIND_NODE_IMAGE=image)
+
+    assert result.returncode == 0, result.stderr
+    assert fake.mutating_calls()[0][7:9] == ["--image", image]
+    assert "Kubernetes v1.35.8" in result.stdout
+
+
+def test_kind_up_refuses_a_node_image_older_than_the_oldest_supported_kubernetes(fake: Fake) -> None:
+    fake.set_world({"docker_running": True})
+    image = "kindest/node:v1.34.11@sha256:44e222ee2132dab25ff87301682f89eb82c7880ea3a1bf543bfe9708fd08d67d"
+
+    result = fake.run(KIND_SH, "up", KIND_NODE_IMAGE=image)
+
+    assert result.returncode == 1
+    assert "[kind] FAIL kubernetes: the server runs v1.34.11; the platform needs 1.35 or newer" in result.stderr
+
+
+def test_kind_config_gives_each_role_one_node_and_publishes_the_gateway_on_loopback_only() -> None:
     config = yaml.safe_load((CLUSTER / "kind.yaml").read_text())
+    traefik = yaml.safe_load((REPO / "deploy/argocd/values/traefik.yaml").read_text())
 
     nodes = config["nodes"]
     roles = [n["labels"]["type"] for n in nodes]
     assert sorted(roles) == sorted(ROLES.values())
     assert [n["role"] for n in nodes] == ["control-plane", "worker", "worker"]
     control_plane = nodes[0]
-    assert control_plane["labels"] == {"type": "dependent_services", "ingress-ready": "true"}
+    assert control_plane["labels"] == {"type": "dependent_services"}
     mappings = control_plane["extraPortMappings"]
-    assert {(m["containerPort"], m["hostPort"]) for m in mappings} == {(80, 80), (443, 443), (30080, 30080)}
-    assert all(m["listenAddress"] == "127.0.0.1" for m in mappings)
+    # 127.0.0.1:80 and :443 onto the NodePorts the Gateway's Service fixes.
+    assert traefik["service"]["spec"]["type"] == "NodePort"
+    nodeports = {name: traefik["ports"][name]["nodePort"] for name in ("web", "websecure")}
+    assert {(m["containerPort"], m["hostPort"]) for m in mappings} == {
+        (nodeports["web"], 80), (nodeports["websecure"], 443),
+    }
+    assert all(m["listenAddress"] == "127.0.0.1" and m["protocol"] == "TCP" for m in mappings)
     assert all("extraPortMappings" not in n for n in nodes[1:])
 
 
@@ -534,7 +624,7 @@ def test_kind_addons_pin_their_releases_and_patch_metrics_server() -> None:
     kustomization = yaml.safe_load((CLUSTER / "kind" / "kustomization.yaml").read_text())
 
     remote = [r for r in kustomization["resources"] if r.startswith("https://")]
-    assert len(remote) == 2
+    assert remote == [r for r in remote if "/metrics-server/releases/download/v" in r] and len(remote) == 1
     assert all("/main/" not in r and "latest" not in r for r in remote)
     assert "storageclass-local-path.yaml" in kustomization["resources"]
     assert "--kubelet-insecure-tls" in kustomization["patches"][0]["patch"]
@@ -547,14 +637,29 @@ def test_kind_addons_pin_their_releases_and_patch_metrics_server() -> None:
 def test_the_scripts_check_the_same_names_the_charts_use() -> None:
     student_api = yaml.safe_load((REPO / "deploy/helm/student-api/values.yaml").read_text())
     postgres = yaml.safe_load((REPO / "deploy/helm/postgres/values.yaml").read_text())
+    crds = yaml.safe_load((REPO / "deploy/argocd/apps/gateway-api-crds.yaml").read_text())
     lib = (CLUSTER / "lib.sh").read_text()
 
     assert student_api["nodeSelector"] == {"type": "application"}
     assert postgres["placement"]["databaseNodeTypes"] == ["database"]
-    assert f'INGRESS_CLASS="{student_api["ingress"]["className"]}"' in lib
-    assert 'INGRESS_DEPLOYMENT="ingress-nginx/' in lib
-    assert student_api["networkPolicy"]["ingressController"]["namespace"] == "ingress-nginx"
     assert "PLATFORM_ROLES=(dependent_services application database)" in lib
+    assert f'GATEWAY_API_VERSION="{crds["spec"]["source"]["targetRevision"]}"' in lib
+    assert "ingress" not in lib.lower()
+
+
+def test_both_scripts_create_the_same_supported_kubernetes_by_default() -> None:
+    floor = re.search(r'^MIN_KUBERNETES="(\d+)\.(\d+)"$', (CLUSTER / "lib.sh").read_text(), re.MULTILINE)
+    minikube = default_of(MINIKUBE_SH, "KUBERNETES_VERSION")
+    kind = default_of(KIND_SH, "KIND_NODE_IMAGE")
+
+    assert floor and (int(floor[1]), int(floor[2])) == (1, 35)
+    assert minikube == KUBERNETES
+    assert kind == KIND_NODE_IMAGE
+    # A node image pinned by the digest of the kind release that built it.
+    assert re.fullmatch(r"kindest/node:v\d+\.\d+\.\d+@sha256:[0-9a-f]{64}", kind)
+    assert kind.split(":")[1].split("@")[0] == minikube
+    minor = int(minikube.split(".")[1])
+    assert minor >= int(floor[2])
 
 
 # ----------------------------------------------------------------- check.py

@@ -26,6 +26,7 @@ MANIFEST_DIRS=(
     deploy/external-secrets
     deploy/vault
     deploy/observability/manifests
+    deploy/gateway
 )
 REQUIREMENTS="tests/manifests/requirements.txt"
 VALIDATE=("$VENV_DIR/bin/python" tests/manifests/validate.py)

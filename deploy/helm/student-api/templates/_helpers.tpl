@@ -110,8 +110,8 @@ that depends on them.
 {{- if eq .Values.ports.http .Values.ports.metrics }}
 {{- fail "ports.http and ports.metrics must differ" }}
 {{- end }}
-{{- if and .Values.ingress.enabled (not .Values.ingress.host) }}
-{{- fail "ingress.host is required when ingress.enabled" }}
+{{- if and .Values.route.enabled (eq .Values.route.httpsRedirectFrom .Values.route.gateway.listener) }}
+{{- fail "route.httpsRedirectFrom must name another listener than route.gateway.listener, which serves the API" }}
 {{- end }}
 {{- end }}
 
@@ -149,6 +149,18 @@ seccompProfile:
   readOnly: true
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/*
+A ParentReference to one listener of the route's Gateway. Arguments: a map
+with route (.Values.route) and listener (the sectionName).
+*/}}
+{{- define "student-api.gatewayRef" -}}
+- group: gateway.networking.k8s.io
+  kind: Gateway
+  name: {{ .route.gateway.name }}
+  namespace: {{ .route.gateway.namespace }}
+  sectionName: {{ .listener }}
 {{- end }}
 
 {{/*
