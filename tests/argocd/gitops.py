@@ -195,6 +195,7 @@ WAVE_ORDER = (
     Before("external-secrets", "student-api", "the chart's ExternalSecret"),
     Before("external-secrets", "observability-manifests", "the Alertmanager receiver's ExternalSecret"),
     Before("prometheus-operator-crds", "kube-prometheus-stack", "ServiceMonitor and PrometheusRule CRDs"),
+    Before("prometheus-operator-crds", "external-secrets", "ServiceMonitor CRD (the chart always renders it)"),
     Before("prometheus-operator-crds", "observability-manifests", "PrometheusRule CRD"),
     Before("prometheus-operator-crds", "loki", "ServiceMonitor CRD"),
     Before("prometheus-operator-crds", "alloy", "ServiceMonitor CRD"),
