@@ -842,6 +842,139 @@ NODE_SELECTORS["loki"] = (
 )
 
 
+# ------------------------------------------------ resource requests by chart
+@dataclass(frozen=True)
+class Requests:
+    """Containers a chart runs while `enabled` holds, sized by the resources
+    block at `resources`. The values we pass must request CPU and memory
+    there: without requests the scheduler places a pod blind and the kubelet
+    evicts it first when the node runs short."""
+
+    what: str
+    resources: tuple[str, ...]
+    enabled: Callable[[dict], bool] = lambda values: True
+
+
+def _grafana_sidecar(values: dict) -> bool:
+    return switch("grafana.enabled", True)(values) and (
+        switch("grafana.sidecar.dashboards.enabled", False)(values)
+        or switch("grafana.sidecar.datasources.enabled", True)(values)
+    )
+
+
+# Where each chart takes the resources of each container, read from the
+# chart's values.yaml at the pinned version (and checked against a render of
+# the chart with our values: no container left without requests). Switches
+# mirror the chart's defaults, as in NODE_SELECTORS.
+RESOURCE_REQUESTS: dict[str, tuple[Requests, ...]] = {
+    "argo-cd": (
+        Requests("application controller", _p("controller.resources")),
+        Requests("API server and UI", _p("server.resources")),
+        # Its copyutil init container takes the same block.
+        Requests("repo server", _p("repoServer.resources")),
+        Requests("Redis", _p("redis.resources"), switch("redis.enabled", True)),
+        Requests("Redis secret-init Job", _p("redisSecretInit.resources"), switch("redisSecretInit.enabled", True)),
+        Requests("ApplicationSet controller", _p("applicationSet.resources")),
+        Requests("notifications controller", _p("notifications.resources"), switch("notifications.enabled", True)),
+        Requests("Dex", _p("dex.resources"), switch("dex.enabled", True)),
+        Requests("commit server", _p("commitServer.resources"), switch("commitServer.enabled", False)),
+    ),
+    "openbao": (
+        Requests("server", _p("server.resources"), switch("server.enabled", True)),
+        Requests("agent injector", _p("injector.resources"), switch("injector.enabled", True)),
+    ),
+    "external-secrets": (
+        Requests("operator", _p("resources"), switch("createOperator", True)),
+        Requests("webhook", _p("webhook.resources"), switch("webhook.create", True)),
+        Requests("cert controller", _p("certController.resources"), switch("certController.create", True)),
+    ),
+    "cloudnative-pg": (Requests("operator", _p("resources")),),
+    "plugin-barman-cloud": (Requests("plugin", _p("resources")),),
+    "cert-manager": (
+        Requests("controller", _p("resources")),
+        Requests("webhook", _p("webhook.resources")),
+        Requests("CA injector", _p("cainjector.resources"), switch("cainjector.enabled", True)),
+        Requests("startup API check Job", _p("startupapicheck.resources"), switch("startupapicheck.enabled", True)),
+    ),
+    "prometheus-operator-crds": (),
+    "kube-prometheus-stack": (
+        Requests("Prometheus Operator", _p("prometheusOperator.resources"), switch("prometheusOperator.enabled", True)),
+        Requests(
+            "admission webhook patch Jobs",
+            _p("prometheusOperator.admissionWebhooks.patch.resources"),
+            both(
+                switch("prometheusOperator.enabled", True),
+                switch("prometheusOperator.admissionWebhooks.enabled", True),
+                switch("prometheusOperator.admissionWebhooks.patch.enabled", True),
+            ),
+        ),
+        Requests(
+            "admission webhook Deployment",
+            _p("prometheusOperator.admissionWebhooks.deployment.resources"),
+            both(
+                switch("prometheusOperator.enabled", True),
+                switch("prometheusOperator.admissionWebhooks.deployment.enabled", False),
+            ),
+        ),
+        # The operator gives the config-reloader sidecars of Prometheus and
+        # Alertmanager requests of its own.
+        Requests("Prometheus", _p("prometheus.prometheusSpec.resources"), switch("prometheus.enabled", True)),
+        Requests("Alertmanager", _p("alertmanager.alertmanagerSpec.resources"), switch("alertmanager.enabled", True)),
+        Requests("Grafana", _p("grafana.resources"), switch("grafana.enabled", True)),
+        Requests("Grafana's dashboard and data-source sidecars", _p("grafana.sidecar.resources"), _grafana_sidecar),
+        Requests("kube-state-metrics", _p("kube-state-metrics.resources"), switch("kubeStateMetrics.enabled", True)),
+        Requests("node-exporter", _p("prometheus-node-exporter.resources"), switch("nodeExporter.enabled", True)),
+        Requests("Thanos Ruler", _p("thanosRuler.thanosRulerSpec.resources"), switch("thanosRuler.enabled", False)),
+        Requests("CRD upgrade Job", _p("crds.upgradeJob.resources"), switch("crds.upgradeJob.enabled", False)),
+    ),
+    "loki": (
+        Requests(
+            "single binary",
+            _p("singleBinary.resources"),
+            both(_loki_mode(*_MONOLITHIC), switch("singleBinary.enabled", True)),
+        ),
+        *(
+            Requests(
+                f"{target} target",
+                _p(f"{target}.resources"),
+                both(_loki_mode(*_SCALABLE), _replicas(f"{target}.replicas", 3)),
+            )
+            for target in ("write", "read", "backend")
+        ),
+        Requests("rules sidecar", _p("sidecar.resources"), switch("sidecar.rules.enabled", True)),
+        Requests("gateway", _p("gateway.resources"), switch("gateway.enabled", True)),
+        Requests("chunks cache", _p("chunksCache.resources"), switch("chunksCache.enabled", True)),
+        Requests("results cache", _p("resultsCache.resources"), switch("resultsCache.enabled", True)),
+        Requests("Loki canary", _p("lokiCanary.resources"), switch("lokiCanary.enabled", True)),
+    ),
+    "alloy": (
+        Requests("Alloy", _p("alloy.resources")),
+        Requests("config reloader", _p("configReloader.resources"), switch("configReloader.enabled", True)),
+    ),
+    "prometheus-postgres-exporter": (Requests("exporter", _p("resources")),),
+    "prometheus-blackbox-exporter": (Requests("exporter", _p("resources")),),
+    "traefik": (Requests("proxy and Gateway API controller", _p("resources")),),
+}
+
+
+def check_requests(app_name: str, chart: str, values: dict) -> list[str]:
+    """The values an Application passes request CPU and memory for every
+    container its chart runs."""
+    if chart not in RESOURCE_REQUESTS:
+        return [f"{app_name}: no resource-requests table for chart {chart} in tests/argocd/gitops.py"]
+    findings = []
+    for entry in RESOURCE_REQUESTS[chart]:
+        if not entry.enabled(values):
+            continue
+        requests = get_path(values, entry.resources + ("requests",))
+        missing = [r for r in ("cpu", "memory") if not (isinstance(requests, dict) and requests.get(r))]
+        if missing:
+            findings.append(
+                f"{app_name}: {entry.what}: {'.'.join(entry.resources)}.requests sets no {' and no '.join(missing)}"
+            )
+    return findings
+
+
 def tolerates(toleration: Any, taint: dict) -> bool:
     """Kubernetes' rule: an empty key with Exists matches every taint; an
     empty effect matches every effect; Equal (the default) compares values."""

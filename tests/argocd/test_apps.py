@@ -306,6 +306,12 @@ def test_every_upstream_chart_keeps_its_pods_on_dependent_services_nodes(variant
     fail_with(gitops.check_node_selectors(name, chart, gitops.passed_values(application)))
 
 
+@pytest.mark.parametrize("variant_name,name", PLATFORM_CHART_PARAMS)
+def test_every_upstream_chart_requests_cpu_and_memory_for_every_container(variant_name, name):
+    application = app(variant_name, name)
+    fail_with(gitops.check_requests(name, gitops.chart_of(application), gitops.passed_values(application)))
+
+
 KUSTOMIZE_PARAMS = [
     pytest.param(v, a, id=f"{v}-{a}") for v, a in APP_IDS if gitops.is_kustomize_app(variant(v).apps[a])
 ]
@@ -799,6 +805,30 @@ def test_a_loki_component_off_its_node_role_is_caught():
 
 def test_a_chart_without_a_node_selector_table_is_caught():
     assert any("no node-selector table" in f for f in gitops.check_node_selectors("x", "some-chart", {}))
+
+
+REQUESTED = [
+    pytest.param(v, a, entry, id=f"{v}-{a}-{entry.what}")
+    for v, a in APP_IDS
+    if (chart := gitops.chart_of(variant(v).apps[a])) is not None
+    for entry in gitops.RESOURCE_REQUESTS.get(chart, ())
+    if entry.enabled(gitops.passed_values(variant(v).apps[a]))
+]
+
+
+@pytest.mark.parametrize("variant_name,name,entry", REQUESTED)
+def test_a_container_left_without_requests_is_caught(variant_name, name, entry):
+    values = gitops.passed_values(app(variant_name, name))
+    chart = gitops.chart_of(app(variant_name, name))
+    for removed in ("cpu", "memory"):
+        broken = copy.deepcopy(values)
+        del gitops.get_path(broken, entry.resources + ("requests",))[removed]
+        findings = gitops.check_requests(name, chart, broken)
+        assert findings == [f"{name}: {entry.what}: {'.'.join(entry.resources)}.requests sets no {removed}"]
+
+
+def test_a_chart_without_a_resource_requests_table_is_caught():
+    assert any("no resource-requests table" in f for f in gitops.check_requests("x", "some-chart", {}))
 
 
 def test_an_unpinned_kustomize_workload_is_caught():
