@@ -165,7 +165,7 @@ def check_version(doc: object, minimum: str) -> tuple[list[str], list[str]]:
 
 
 def _release(version: str) -> tuple[int, ...]:
-    """(major, minor, patch) of v1.6.1; pre-releases count as their release."""
+    """(major, minor, patch) of v1.6.3; pre-releases count as their release."""
     numbers = version.lstrip("v").split("-", 1)[0].split(".")
     if len(numbers) != 3 or not all(n.isdigit() for n in numbers):
         raise ValueError(f"{version!r} is not a release vMAJOR.MINOR.PATCH")

@@ -152,7 +152,7 @@ def labels_of(world: dict) -> dict[str, str | None]:
     return {n["metadata"]["name"]: n["metadata"]["labels"].get("type") for n in world["nodes"]["items"]}
 
 
-def gateway_crd(channel: str = "standard", bundle: str = "v1.6.1") -> dict:
+def gateway_crd(channel: str = "standard", bundle: str = "v1.6.3") -> dict:
     """The recorded Gateway CRD, as another Gateway API release would leave it."""
     crd = fixture("crd-gateways-standard.json")
     crd["metadata"]["annotations"].update(
@@ -191,7 +191,7 @@ def test_verify_passes_on_a_healthy_cluster_and_changes_nothing(fake: Fake) -> N
     assert "StorageClass local-path: rancher.io/local-path" in result.stdout
     assert "metrics API: 3 nodes reporting" in result.stdout
     assert "Kubernetes v1.36.4" in result.stdout
-    assert "Gateway API CRDs: not installed yet (Argo CD installs v1.6.1, standard channel)" in result.stdout
+    assert "Gateway API CRDs: not installed yet (Argo CD installs v1.6.3, standard channel)" in result.stdout
     assert "ingress" not in result.stdout.lower()
     assert fake.mutating_calls() == []
 
@@ -267,7 +267,7 @@ def test_verify_reports_every_missing_piece_at_once(fake: Fake) -> None:
     )
     assert failures[1] == "[minikube] FAIL storage: StorageClass local-path is missing"
     assert failures[2].startswith(
-        "[minikube] FAIL gateway-api: the cluster has the Gateway API CRDs of the experimental channel (v1.6.1)"
+        "[minikube] FAIL gateway-api: the cluster has the Gateway API CRDs of the experimental channel (v1.6.3)"
     )
     assert failures[3].startswith("[minikube] FAIL metrics: the metrics API (metrics.k8s.io) does not answer")
     assert "4 problem(s)" in result.stderr
@@ -276,12 +276,12 @@ def test_verify_reports_every_missing_piece_at_once(fake: Fake) -> None:
 @pytest.mark.parametrize(
     ("channel", "bundle", "problem"),
     [
-        ("standard", "v1.6.1", None),
+        ("standard", "v1.6.3", None),
         # Older standard CRDs: the platform's sync upgrades them.
         ("standard", "v1.5.1", None),
-        ("standard", "v1.7.0", "the cluster has the Gateway API CRDs v1.7.0; the platform installs v1.6.1 "
+        ("standard", "v1.7.0", "the cluster has the Gateway API CRDs v1.7.0; the platform installs v1.6.3 "
                                "and would downgrade them"),
-        ("experimental", "v1.6.1", "the cluster has the Gateway API CRDs of the experimental channel (v1.6.1)"),
+        ("experimental", "v1.6.3", "the cluster has the Gateway API CRDs of the experimental channel (v1.6.3)"),
     ],
 )
 def test_verify_takes_gateway_api_crds_the_platform_can_replace_and_names_the_others(
