@@ -651,6 +651,19 @@ def _p(path: str) -> tuple[str, ...]:
     return tuple(path.split("."))
 
 
+# kube-prometheus-stack's admission webhook: the Jobs that make and patch
+# its certificate (on by default), or a Deployment (off by default).
+_ADMISSION_PATCH_JOBS = both(
+    switch("prometheusOperator.enabled", True),
+    switch("prometheusOperator.admissionWebhooks.enabled", True),
+    switch("prometheusOperator.admissionWebhooks.patch.enabled", True),
+)
+_ADMISSION_DEPLOYMENT = both(
+    switch("prometheusOperator.enabled", True),
+    switch("prometheusOperator.admissionWebhooks.deployment.enabled", False),
+)
+
+
 # Where each chart keeps the node selector of each kind of pod, read from the
 # chart's values.yaml at the pinned version; `enabled` mirrors the chart's
 # default for components that are optional.
@@ -708,19 +721,12 @@ NODE_SELECTORS: dict[str, tuple[Pods | NodeAgent | StaysOff, ...]] = {
         Pods(
             "admission webhook patch Jobs",
             _p("prometheusOperator.admissionWebhooks.patch.nodeSelector"),
-            both(
-                switch("prometheusOperator.enabled", True),
-                switch("prometheusOperator.admissionWebhooks.enabled", True),
-                switch("prometheusOperator.admissionWebhooks.patch.enabled", True),
-            ),
+            _ADMISSION_PATCH_JOBS,
         ),
         Pods(
             "admission webhook Deployment",
             _p("prometheusOperator.admissionWebhooks.deployment.nodeSelector"),
-            both(
-                switch("prometheusOperator.enabled", True),
-                switch("prometheusOperator.admissionWebhooks.deployment.enabled", False),
-            ),
+            _ADMISSION_DEPLOYMENT,
         ),
         Pods("Prometheus", _p("prometheus.prometheusSpec.nodeSelector"), switch("prometheus.enabled", True)),
         Pods("Alertmanager", _p("alertmanager.alertmanagerSpec.nodeSelector"), switch("alertmanager.enabled", True)),
@@ -902,22 +908,20 @@ RESOURCE_REQUESTS: dict[str, tuple[Requests, ...]] = {
         Requests(
             "admission webhook patch Jobs",
             _p("prometheusOperator.admissionWebhooks.patch.resources"),
-            both(
-                switch("prometheusOperator.enabled", True),
-                switch("prometheusOperator.admissionWebhooks.enabled", True),
-                switch("prometheusOperator.admissionWebhooks.patch.enabled", True),
-            ),
+            _ADMISSION_PATCH_JOBS,
         ),
         Requests(
             "admission webhook Deployment",
             _p("prometheusOperator.admissionWebhooks.deployment.resources"),
-            both(
-                switch("prometheusOperator.enabled", True),
-                switch("prometheusOperator.admissionWebhooks.deployment.enabled", False),
-            ),
+            _ADMISSION_DEPLOYMENT,
         ),
-        # The operator gives the config-reloader sidecars of Prometheus and
-        # Alertmanager requests of its own.
+        # The operator adds it to Prometheus and Alertmanager, with the
+        # requests the chart passes it (none unless set).
+        Requests(
+            "config-reloader sidecars",
+            _p("prometheusOperator.prometheusConfigReloader.resources"),
+            switch("prometheusOperator.enabled", True),
+        ),
         Requests("Prometheus", _p("prometheus.prometheusSpec.resources"), switch("prometheus.enabled", True)),
         Requests("Alertmanager", _p("alertmanager.alertmanagerSpec.resources"), switch("alertmanager.enabled", True)),
         Requests("Grafana", _p("grafana.resources"), switch("grafana.enabled", True)),
