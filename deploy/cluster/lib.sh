@@ -22,8 +22,8 @@ POLL_INTERVAL="${POLL_INTERVAL:-5}"
 # 2027-02-28 (kubernetes.io/releases/1.35, read 2026-12-05).
 MIN_KUBERNETES="1.35"
 # The Gateway API release the platform installs (the Application
-# gateway-api-crds, deploy/argocd/apps/gateway-api-crds.yaml; a test keeps
-# the two equal). A cluster that already has these CRDs must not hold a
+# gateway-api-crds, deploy/argocd/platform/templates/gateway-api-crds.yaml; a
+# test keeps the two equal). A cluster that already has these CRDs must not hold a
 # newer release or the experimental channel, which that sync would replace.
 GATEWAY_API_VERSION="v1.6.3"
 GATEWAY_API_CRD="gateways.gateway.networking.k8s.io"

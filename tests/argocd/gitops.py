@@ -1,10 +1,10 @@
 """The GitOps app-of-apps as data, and the rules it must keep.
 
-Owns: reading the Applications of each variant (development: root.yaml and
-deploy/argocd/apps; production: root-prod.yaml and the overlay
-deploy/argocd/apps-prod rendered with kubectl kustomize), what they point at
-(charts, values files, Kustomize directories and components), and one check
-function per rule. Each check takes the parsed Applications (or values) and
+Owns: rendering the platform chart deploy/argocd/platform with the Helm SDK
+into the Applications of each variant (development: values.yaml;
+production: values-prod.yaml on top; any other settings, such as a fork's
+repository), what they point at (charts, values files, Kustomize directories
+and components), and one check function per rule. Each check takes the parsed Applications (or values) and
 returns its findings as sentences naming the Application and field; an empty
 list means the rule holds, so a test can feed it a mutated copy and expect a
 finding.
@@ -26,18 +26,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import helm_python as helm
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 ARGOCD_DIR = REPO / "deploy" / "argocd"
-APPS_DIR = ARGOCD_DIR / "apps"
-PROD_OVERLAY = ARGOCD_DIR / "apps-prod"
-PROJECTS_DIR = ARGOCD_DIR / "projects"
+PLATFORM_CHART = ARGOCD_DIR / "platform"
+TEMPLATES_DIR = PLATFORM_CHART / "templates"
+PROD_VALUES = PLATFORM_CHART / "values-prod.yaml"
 SCRATCH = REPO / ".tmp" / "argocd"
 
-# What Argo CD reads this repository as, and the branch it follows.
-GIT_REPO = "https://github.com/student-api/student-api.git"
-GIT_REVISION = "main"
+# What Argo CD reads this repository as, the revision it follows and the
+# service's image: the platform chart's defaults, which bootstrap.sh
+# replaces with a fork's.
+PLATFORM_DEFAULTS = yaml.safe_load((PLATFORM_CHART / "values.yaml").read_text(encoding="utf-8"))
+GIT_REPO = PLATFORM_DEFAULTS["repo"]["url"]
+GIT_REVISION = PLATFORM_DEFAULTS["repo"]["revision"]
+IMAGE_REPOSITORY = PLATFORM_DEFAULTS["image"]["repository"]
+# The root Application: the release name of the chart's render, and the
+# namespace Argo CD reads Applications from.
+ROOT = "root"
+ARGOCD_NAMESPACE = "argocd"
 IN_CLUSTER = "https://kubernetes.default.svc"
 WAVE_ANNOTATION = "argocd.argoproj.io/sync-wave"
 RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
@@ -303,47 +312,83 @@ def _run(command: list[str]) -> str:
 
 @dataclass
 class Variant:
-    """One way of deploying the platform: its root and its Applications."""
+    """One way of deploying the platform: the platform chart rendered with
+    its values, split into the root, the Applications it creates, the
+    AppProjects and anything else (the repository ExternalSecret)."""
 
     name: str
-    root_file: Path
     root: dict
     apps: dict[str, dict]  # name -> Application
-    sources: dict[str, str]  # name -> where the Application was read from
+    sources: dict[str, str]  # name -> the template it was rendered from
     projects: dict[str, dict]
+    others: list[dict]
+    rendered: dict[str, list[Any]]  # template -> its documents
 
 
-def _projects() -> dict[str, dict]:
-    projects = {}
-    for path in sorted(PROJECTS_DIR.glob("*.yaml")):
-        for doc in load_file(path):
-            projects[doc["metadata"]["name"]] = doc
-    return projects
+def variant_values(name: str) -> list[Path]:
+    """The platform chart's values files of a variant, besides values.yaml."""
+    return [PROD_VALUES] if name == "prod" else []
 
 
-def app_files() -> list[Path]:
-    """The Application files of deploy/argocd/apps (its kustomization aside)."""
-    return sorted(p for p in APPS_DIR.glob("*.yaml") if p.name != "kustomization.yaml")
+def render_platform(value_files: list[Path] | tuple[Path, ...] = (), overrides: dict | None = None) -> dict[str, list[Any]]:
+    """The platform chart rendered by the real Helm SDK as Argo CD renders the
+    root (release root, namespace argocd): `value_files` then `overrides` on
+    top of values.yaml, checked against values.schema.json. Keys are the
+    templates' paths in this repository."""
+    values: dict = {}
+    for path in value_files:
+        values = merge_values(values, helm.values_from_yaml(path.read_text(encoding="utf-8")) or {})
+    values = merge_values(values, overrides or {})
+    try:
+        with helm.Chart.load(PLATFORM_CHART) as chart:
+            chart.validate_schema(values)
+            manifests = chart.render(values, name=ROOT, namespace=ARGOCD_NAMESPACE, is_install=True)
+    except helm.HelmError as error:
+        raise RuntimeError(f"{PLATFORM_CHART.relative_to(REPO)}: helm render failed: {error}") from None
+    prefix = f"{PLATFORM_CHART.name}/"
+    return {
+        str((PLATFORM_CHART / template.removeprefix(prefix)).relative_to(REPO)): load_documents(text)
+        for template, text in sorted(manifests.items())
+    }
+
+
+def platform_variant(name: str, overrides: dict | None = None) -> Variant:
+    """A variant (dev, prod) of the platform chart, with `overrides` (e.g. a
+    fork's repo and image) on top of its values files."""
+    rendered = render_platform(variant_values(name), overrides)
+    root, apps, sources, projects, others = None, {}, {}, {}, []
+    for template, docs in rendered.items():
+        for doc in docs:
+            kind, doc_name = doc.get("kind"), (doc.get("metadata") or {}).get("name")
+            if kind == "Application" and doc_name == ROOT:
+                root = doc
+            elif kind == "Application":
+                apps[doc_name] = doc
+                sources[doc_name] = template
+            elif kind == "AppProject":
+                projects[doc_name] = doc
+            else:
+                others.append(doc)
+    if root is None:
+        raise RuntimeError(f"{PLATFORM_CHART.relative_to(REPO)} renders no Application {ROOT}")
+    return Variant(name, root, apps, sources, projects, others, rendered)
 
 
 def dev_variant() -> Variant:
-    apps, sources = {}, {}
-    for path in app_files():
-        for doc in load_file(path):
-            apps[doc["metadata"]["name"]] = doc
-            sources[doc["metadata"]["name"]] = str(path.relative_to(REPO))
-    root_file = ARGOCD_DIR / "root.yaml"
-    return Variant("dev", root_file, load_file(root_file)[0], apps, sources, _projects())
+    return platform_variant("dev")
 
 
 def prod_variant() -> Variant:
-    apps, sources = {}, {}
-    where = f"kubectl kustomize {PROD_OVERLAY.relative_to(REPO)}"
-    for doc in load_documents(kustomize(PROD_OVERLAY)):
-        apps[doc["metadata"]["name"]] = doc
-        sources[doc["metadata"]["name"]] = where
-    root_file = ARGOCD_DIR / "root-prod.yaml"
-    return Variant("prod", root_file, load_file(root_file)[0], apps, sources, _projects())
+    return platform_variant("prod")
+
+
+def root_values(root: dict) -> tuple[list[Path], dict]:
+    """What the root passes to the platform chart: its values files (paths
+    in this repository) and its valuesObject."""
+    source = app_sources(root)[0]
+    helm_spec = source.get("helm") or {}
+    files = [REPO / source["path"] / f for f in helm_spec.get("valueFiles") or []]
+    return files, helm_spec.get("valuesObject") or {}
 
 
 # ------------------------------------------------------------- app helpers
@@ -412,12 +457,15 @@ def merge_values(base: dict, overlay: dict) -> dict:
 
 
 def passed_values(app: dict) -> dict:
-    """The values an Application passes, its values files merged in order."""
+    """The values an Application passes: its values files merged in order,
+    then its valuesObject, which Argo CD gives precedence."""
     merged: dict = {}
     for vf in values_files(app):
         if vf.path is None or not vf.path.is_file():
             continue
         merged = merge_values(merged, yaml.safe_load(vf.path.read_text(encoding="utf-8")) or {})
+    for source in app_sources(app):
+        merged = merge_values(merged, (source.get("helm") or {}).get("valuesObject") or {})
     return merged
 
 
@@ -578,7 +626,7 @@ def check_project(app: dict, projects: dict[str, dict]) -> list[str]:
         return []
     project = projects.get(project_name)
     if project is None:
-        return [f"{name}: project {project_name!r} is not defined in {PROJECTS_DIR.relative_to(REPO)}"]
+        return [f"{name}: project {project_name!r} is not rendered by {PLATFORM_CHART.relative_to(REPO)}"]
     spec = project.get("spec") or {}
     findings = []
     repos = set(spec.get("sourceRepos") or [])

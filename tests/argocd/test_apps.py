@@ -1,9 +1,10 @@
 """The app-of-apps in deploy/argocd holds, in both variants (dev and prod).
 
-Each test names the variant and the Application it judges
-(e.g. `[prod-postgres]`). The rules are gitops.py's; the negative tests at
-the end feed them broken copies and expect the finding, so a rule that
-stopped catching anything fails here too.
+Each variant is the platform chart rendered with the Helm SDK (dev:
+values.yaml; prod: values-prod.yaml on top). Each test names the variant and
+the Application it judges (e.g. `[prod-postgres]`). The rules are
+gitops.py's; the negative tests at the end feed them broken copies and
+expect the finding, so a rule that stopped catching anything fails here too.
 """
 
 from __future__ import annotations
@@ -68,31 +69,51 @@ def test_each_variant_holds_exactly_the_platform_components(name):
     assert got == want, f"missing {sorted(want - got)}, unexpected {sorted(got - want)}"
 
 
-def test_the_production_base_lists_every_application_file():
-    listed = yaml.safe_load((gitops.APPS_DIR / "kustomization.yaml").read_text())["resources"]
-    files = [p.name for p in gitops.app_files()]
-    assert sorted(listed) == files, "deploy/argocd/apps/kustomization.yaml must list every Application file"
+@functools.lru_cache(maxsize=None)
+def private_prod() -> gitops.Variant:
+    """Production for a private repository: every template renders."""
+    return gitops.platform_variant("prod", {"repo": {"private": True}})
 
 
-def test_every_application_file_holds_one_application():
+def test_every_template_renders_one_document_and_each_application_is_in_its_own_file():
     findings = []
-    for path in gitops.app_files() + [gitops.ARGOCD_DIR / "root.yaml", gitops.ARGOCD_DIR / "root-prod.yaml"]:
-        docs = gitops.load_file(path)
-        if len(docs) != 1 or docs[0].get("kind") != "Application":
-            findings.append(f"{path.relative_to(gitops.REPO)}: expected one Application, found {len(docs)} document(s)")
+    rendered = private_prod().rendered
+    templates = sorted(str(p.relative_to(gitops.REPO)) for p in gitops.TEMPLATES_DIR.glob("*.yaml"))
+    assert sorted(rendered) == templates, "every file of templates/ is a template of one document"
+    for template, docs in rendered.items():
+        if len(docs) != 1:
+            findings.append(f"{template}: expected one document, found {len(docs)}")
+        for doc in docs:
+            if doc.get("kind") == "Application" and Path(template).stem != doc["metadata"]["name"]:
+                findings.append(f"{template}: holds Application {doc['metadata']['name']}; name the file after it")
     fail_with(findings)
 
 
 @pytest.mark.parametrize("name", VARIANTS)
-def test_the_root_reads_the_apps_and_the_project_and_syncs_itself(name):
-    root = variant(name).root
-    sources = gitops.app_sources(root)
-    paths = [s.get("path") for s in sources]
-    want = "deploy/argocd/apps" if name == "dev" else "deploy/argocd/apps-prod"
-    assert paths == [want, "deploy/argocd/projects"], paths
+def test_a_production_only_template_renders_nothing_in_development(name):
+    production_only = set(gitops.PROD_APPS - gitops.DEV_APPS)
+    rendered = {
+        Path(template).stem for template, docs in variant(name).rendered.items() if docs
+    }
     if name == "dev":
-        assert sources[0].get("directory", {}).get("recurse") is False, "the root reads deploy/argocd/apps flat"
-        assert sources[0]["directory"].get("exclude") == "kustomization.yaml"
+        assert not production_only & rendered
+        assert "repository-credentials" not in rendered, "the repository ExternalSecret is for private repositories"
+    else:
+        assert production_only <= rendered
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_the_root_renders_the_platform_chart_with_its_own_settings_and_syncs_itself(name):
+    root = variant(name).root
+    (source,) = gitops.app_sources(root)
+    assert (source["repoURL"], source["targetRevision"]) == (gitops.GIT_REPO, gitops.GIT_REVISION)
+    assert source["path"] == str(gitops.PLATFORM_CHART.relative_to(gitops.REPO))
+    files, values_object = gitops.root_values(root)
+    assert files == gitops.variant_values(name), "the root passes the variant's values files"
+    assert values_object == {
+        "repo": gitops.PLATFORM_DEFAULTS["repo"],
+        "image": gitops.PLATFORM_DEFAULTS["image"],
+    }
     fail_with(
         gitops.check_sync_policy(root, child=False)
         + gitops.check_versions(root)
@@ -100,6 +121,99 @@ def test_the_root_reads_the_apps_and_the_project_and_syncs_itself(name):
         + gitops.check_schema_shape(root)
     )
     assert root["spec"]["destination"] == {"server": gitops.IN_CLUSTER, "namespace": "argocd"}
+    assert root["spec"]["project"] == "default", "the root creates AppProjects, which no other project may"
+    assert gitops.RESOURCES_FINALIZER not in (root["metadata"].get("finalizers") or []), (
+        "deleting the root must not delete the platform"
+    )
+
+
+FORK = {
+    "repo": {"url": "https://git.example.org/fork-owner/platform.git", "revision": "release/7.1", "private": True},
+    "image": {"repository": "registry.example.org/fork-owner/student-api"},
+}
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_the_root_renders_exactly_what_the_bootstrap_applied(name):
+    """Argo CD renders the chart with the root's values files and
+    valuesObject: the same documents as the bootstrap's render, the root
+    included, so the root keeps the settings it was given and manages
+    itself without drift."""
+    bootstrapped = gitops.platform_variant(name, FORK)
+    files, values_object = gitops.root_values(bootstrapped.root)
+    assert gitops.render_platform(files, values_object) == bootstrapped.rendered
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_a_fork_render_follows_its_repository_revision_and_image_everywhere(name):
+    """Another repository, revision and image given once: every Git source of
+    the platform's own repository (the root's, the Applications', every
+    multi-source `ref`), every `$values` file, the project's sourceRepos, the
+    repository credentials and the service's image follow them, and the
+    upstream repository and image appear nowhere in the render."""
+    fork = gitops.platform_variant(name, FORK)
+    url, revision, image = FORK["repo"]["url"], FORK["repo"]["revision"], FORK["image"]["repository"]
+    findings, own, refs, values = [], 0, 0, 0
+    for app_name, application in {gitops.ROOT: fork.root, **fork.apps}.items():
+        for i, source in enumerate(gitops.app_sources(application)):
+            upstream = source.get("chart") or source.get("repoURL") in gitops.UPSTREAM_GIT_SOURCES
+            if upstream:
+                continue
+            own += 1
+            refs += bool(source.get("ref"))
+            if (source.get("repoURL"), source.get("targetRevision")) != (url, revision):
+                findings.append(f"{app_name}: sources[{i}] reads {source.get('repoURL')} at {source.get('targetRevision')}")
+        targets = gitops.value_refs(application)
+        for source in gitops.app_sources(application):
+            for entry in ((source.get("helm") or {}).get("valueFiles")) or []:
+                if entry.startswith("$"):
+                    values += 1
+                    ref = targets.get(entry[1:].partition("/")[0]) or {}
+                    if (ref.get("repoURL"), ref.get("targetRevision")) != (url, revision):
+                        findings.append(f"{app_name}: {entry} is read from {ref.get('repoURL')}")
+    assert own and refs and values, (own, refs, values)
+    for project in fork.projects.values():
+        repos = project["spec"]["sourceRepos"]
+        if url not in repos or gitops.GIT_REPO in repos:
+            findings.append(f"AppProject {project['metadata']['name']}: sourceRepos {repos}")
+    student_api = gitops.passed_values(fork.apps["student-api"])
+    if student_api["image"]["repository"] != image:
+        findings.append(f"student-api: image.repository {student_api['image']['repository']}")
+    (credentials,) = [d for d in fork.others if d["kind"] == "ExternalSecret"]
+    if credentials["spec"]["target"]["template"]["data"]["url"] != url:
+        findings.append("the repository ExternalSecret names another URL")
+    fail_with(findings)
+    text = yaml.safe_dump([doc for docs in fork.rendered.values() for doc in docs])
+    upstream = gitops.GIT_REPO.removesuffix(".git")
+    assert upstream not in text and gitops.IMAGE_REPOSITORY not in text
+
+
+# Links into the upstream repository's alert runbook (the runbook_url of
+# every alert): documentation, the same for every fork, not a source Argo CD
+# reads.
+RUNBOOK_LINK = "/blob/main/docs/runbooks/alerts.md#"
+
+
+def test_the_upstream_repository_and_image_are_each_named_once_in_deploy_beside_their_documentation():
+    upstream = gitops.GIT_REPO.removesuffix(".git")
+    chart_values = gitops.PLATFORM_CHART / "values.yaml"
+    documentation = gitops.ARGOCD_DIR / "README.md"
+    named, image, runbook_only = set(), set(), set()
+    for path in sorted(p for p in (gitops.REPO / "deploy").rglob("*") if p.is_file()):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        where = path.relative_to(gitops.REPO)
+        mentions = text.count(upstream)
+        if mentions and mentions == text.count(upstream + RUNBOOK_LINK):
+            runbook_only.add(where)
+        elif mentions:
+            named.add(where)
+        if gitops.IMAGE_REPOSITORY in text:
+            image.add(where)
+    own = {chart_values.relative_to(gitops.REPO), documentation.relative_to(gitops.REPO)}
+    assert named <= own, f"{upstream} is written outside the platform chart's default: {sorted(named - own)}"
+    assert image <= own | {Path("deploy/helm/student-api/values.yaml")}, sorted(image)
+    assert chart_values.relative_to(gitops.REPO) in named and chart_values.relative_to(gitops.REPO) in image
+    assert runbook_only, "the alerts link to their runbook"
 
 
 # ---------------------------------------------------------------- schema
@@ -109,14 +223,12 @@ def validator() -> validate.Validator:
 
 
 def _all_documents() -> list[tuple[str, dict]]:
-    """(where, document) for every Application and AppProject of both variants."""
+    """(where, document) for every document of both variants, and of
+    production for a private repository (its ExternalSecret)."""
     docs = []
-    for name in VARIANTS:
-        v = variant(name)
-        docs.append((str(v.root_file.relative_to(gitops.REPO)), v.root))
-        docs.extend((f"{v.sources[a]} ({a})", v.apps[a]) for a in sorted(v.apps))
-    for path in sorted(gitops.PROJECTS_DIR.glob("*.yaml")):
-        docs.extend((str(path.relative_to(gitops.REPO)), d) for d in gitops.load_file(path))
+    for v in (variant("dev"), variant("prod"), private_prod()):
+        label = f"{v.name}{' (private)' if v is private_prod() else ''}"
+        docs.extend((f"{label} {t}", d) for t, rendered in v.rendered.items() for d in rendered)
     return docs
 
 
@@ -132,28 +244,20 @@ def test_every_document_validates_against_the_strict_schemas():
 
 def test_every_document_validates_with_the_check_jsonschema_cli(tmp_path):
     """The same documents through the CLI the schemas document, one document
-    per file: the files as written where a file holds one document, the
-    production overlay's render split into one file per Application."""
+    per file, as the chart renders them."""
     cli = Path(sys.executable).parent / "check-jsonschema"
     if not cli.is_file():
         pytest.fail("check-jsonschema not installed: run tests/argocd/run.sh", pytrace=False)
-    files: list[tuple[str, Path]] = []  # (kind, file)
-    written = [*gitops.app_files(), *(gitops.ARGOCD_DIR / r for r in ("root.yaml", "root-prod.yaml"))]
-    written += sorted(gitops.PROJECTS_DIR.glob("*.yaml")) + sorted(gitops.PROD_OVERLAY.glob("*.yaml"))
-    for path in written:
-        if path.name == "kustomization.yaml":
-            continue
-        docs = gitops.load_file(path)
-        assert len(docs) == 1, f"{path}: one document per file"
-        files.append((docs[0]["kind"], path))
-    for name, doc in sorted(variant("prod").apps.items()):
-        path = tmp_path / f"prod-{name}.yaml"
-        path.write_text(yaml.safe_dump(doc), encoding="utf-8")
-        files.append((doc["kind"], path))
     by_schema: dict[str, list[str]] = {}
-    for kind, path in files:
-        by_schema.setdefault(f"{kind.lower()}-argoproj-v1alpha1.json", []).append(str(path))
-    assert set(by_schema) == {"application-argoproj-v1alpha1.json", "appproject-argoproj-v1alpha1.json"}
+    for i, (_, doc) in enumerate(_all_documents()):
+        path = tmp_path / f"{i:03d}-{doc['kind'].lower()}-{doc['metadata']['name']}.yaml"
+        path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+        by_schema.setdefault(validator().schema_name(doc["apiVersion"], doc["kind"]), []).append(str(path))
+    assert set(by_schema) == {
+        "application-argoproj-v1alpha1.json",
+        "appproject-argoproj-v1alpha1.json",
+        "externalsecret-external-secrets-v1.json",
+    }
     for schema, paths in sorted(by_schema.items()):
         result = subprocess.run(
             [str(cli), "--schemafile", str(SCHEMA_DIR / schema), *paths],
@@ -415,8 +519,8 @@ OWN_PARAMS = [pytest.param(v, a, id=f"{v}-{a}") for v, a in APP_IDS if a in gito
 
 @functools.lru_cache(maxsize=None)
 def chart_render(variant_name: str, name: str) -> list[Any]:
-    """The chart rendered with exactly the valueFiles, release name and
-    namespace the Application gives Argo CD, by the real Helm SDK."""
+    """The chart rendered with exactly the valueFiles, valuesObject, release
+    name and namespace the Application gives Argo CD, by the real Helm SDK."""
     application = app(variant_name, name)
     assert gitops.is_own_chart_app(application), f"{name} is not a chart of this repository"
     source = gitops.app_sources(application)[0]
@@ -424,6 +528,7 @@ def chart_render(variant_name: str, name: str) -> list[Any]:
     for vf in gitops.values_files(application):
         assert vf.path is not None and vf.path.is_file(), f"{name}: {vf.entry} missing"
         values = gitops.merge_values(values, helm.values_from_yaml(vf.path.read_text(encoding="utf-8")) or {})
+    values = gitops.merge_values(values, (source.get("helm") or {}).get("valuesObject") or {})
     release = (source.get("helm") or {}).get("releaseName") or name
     namespace = application["spec"]["destination"]["namespace"]
     try:
@@ -947,3 +1052,42 @@ def test_an_api_port_open_to_anyone_else_is_caught(peer, expected):
     assert any(expected in f for f in api_port_findings([*peers, peer]))
     without_gateway = [p for p in peers if "traefik" not in str(p)]
     assert "the API port does not admit the Gateway's data plane" in api_port_findings(without_gateway)
+
+
+# ------------------------------------------------ a private repository
+def test_a_private_repositorys_credentials_come_from_openbao_through_the_platforms_store():
+    """The ExternalSecret of repo.private reads a KV path the External Secrets
+    policy allows, through the ClusterSecretStore, from a namespace the store
+    serves, after the store exists; its Secret is the one bootstrap.sh
+    creates first (test_bootstrap.py), labelled as Argo CD's repository
+    Secret."""
+    (external,) = [d for d in private_prod().others if d["kind"] == "ExternalSecret"]
+    store = gitops.load_file(gitops.REPO / "deploy" / "external-secrets" / "clustersecretstore-openbao.yaml")[0]
+    policy = (gitops.REPO / "deploy" / "vault" / "policies" / "external-secrets.hcl").read_text(encoding="utf-8")
+    spec = external["spec"]
+
+    assert spec["secretStoreRef"] == {"kind": store["kind"], "name": store["metadata"]["name"]}
+    served = {ns for condition in store["spec"].get("conditions") or [] for ns in condition.get("namespaces") or []}
+    assert external["metadata"]["namespace"] == gitops.ARGOCD_NAMESPACE and gitops.ARGOCD_NAMESPACE in served
+    for data in spec["data"]:
+        assert f'path "secret/data/{data["remoteRef"]["key"]}"' in policy, data["remoteRef"]["key"]
+    assert {d["secretKey"] for d in spec["data"]} == {"username", "password"}
+    target = spec["target"]
+    assert target["creationPolicy"] == "Owner", "the ExternalSecret adopts the bootstrap's Secret and keeps it"
+    assert target["template"]["metadata"]["labels"]["argocd.argoproj.io/secret-type"] == "repository"
+    assert target["template"]["mergePolicy"] == "Merge"
+    assert target["template"]["data"] == {"type": "git", "url": gitops.GIT_REPO}
+    assert gitops.wave(external) > gitops.wave(private_prod().apps["platform-secrets"]), "after its store"
+    options = external["metadata"]["annotations"]["argocd.argoproj.io/sync-options"]
+    assert "SkipDryRunOnMissingResource=true" in options, "its CRD does not exist at the root's first sync"
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_the_platform_chart_lints_strict(name):
+    values: dict = {}
+    for path in gitops.variant_values(name):
+        values = gitops.merge_values(values, helm.values_from_yaml(path.read_text(encoding="utf-8")))
+    report = helm.lint(gitops.PLATFORM_CHART, values or None, strict=True, namespace=gitops.ARGOCD_NAMESPACE)
+    # Severity 1 is information (e.g. "icon is recommended").
+    findings = [f"{m.get('path')}: {m.get('error')}" for m in report.get("messages", []) if m.get("severity", 0) >= 2]
+    fail_with(findings + list(report.get("errors") or []))

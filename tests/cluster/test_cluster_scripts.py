@@ -637,7 +637,7 @@ def test_kind_addons_pin_their_releases_and_patch_metrics_server() -> None:
 def test_the_scripts_check_the_same_names_the_charts_use() -> None:
     student_api = yaml.safe_load((REPO / "deploy/helm/student-api/values.yaml").read_text())
     postgres = yaml.safe_load((REPO / "deploy/helm/postgres/values.yaml").read_text())
-    crds = yaml.safe_load((REPO / "deploy/argocd/apps/gateway-api-crds.yaml").read_text())
+    crds = yaml.safe_load((REPO / "deploy/argocd/platform/templates/gateway-api-crds.yaml").read_text())
     lib = (CLUSTER / "lib.sh").read_text()
 
     assert student_api["nodeSelector"] == {"type": "application"}

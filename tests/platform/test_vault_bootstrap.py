@@ -385,7 +385,7 @@ def test_external_secrets_reads_exactly_the_synced_paths(platform, k8s_api):
     for path in SEEDS:
         assert platform.status_of("GET", f"secret/data/{path}", token=token) == 200, path
     # Allowed but not seeded (an operator writes it): absent, not forbidden.
-    for path in ("postgres/backup-s3", "observability/alertmanager"):
+    for path in ("postgres/backup-s3", "observability/alertmanager", "argocd/repository"):
         assert platform.status_of("GET", f"secret/data/{path}", token=token) == 404, path
     assert platform.status_of("GET", "database/creds/student-api", token=token) == 403
     assert platform.status_of("POST", "secret/data/student-api/db", {"data": {"password": "x"}}, token=token) == 403

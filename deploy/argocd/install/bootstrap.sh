@@ -2,12 +2,13 @@
 # One-time bootstrap of the GitOps platform on a new cluster: installs
 # Argo CD from its Helm chart with the values Argo CD later manages itself
 # with (deploy/argocd/values/argo-cd.yaml), then applies the root
-# Application. From then on every change goes through Git; this script is
+# Application rendered from the platform chart (deploy/argocd/platform,
+# templates/root.yaml). From then on every change goes through Git; this script is
 # not run again (re-running it is harmless: same chart, same values).
 #
 # Usage: deploy/argocd/install/bootstrap.sh [dev|prod]
-#   dev   deploy/argocd/root.yaml       (default; minikube and other test clusters)
-#   prod  deploy/argocd/root-prod.yaml  (production values, TLS, CloudNativePG)
+#   dev   the chart's values.yaml (default; minikube and other test clusters)
+#   prod  with values-prod.yaml (production values, TLS, CloudNativePG)
 #
 # Needs helm (3.8 or later, or 4) and kubectl on PATH, a kubeconfig for the
 # cluster, and nodes labelled type=dependent_services (Argo CD runs there).
@@ -17,7 +18,7 @@ LOG_PREFIX="argocd-bootstrap"
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/../../../scripts/lib/common.sh"
 
-# The release deploy/argocd/apps/argo-cd.yaml adopts: same name, chart and
+# The release templates/argo-cd.yaml of the platform chart adopts: same name, chart and
 # version (tests/argocd checks that the two agree).
 ARGOCD_RELEASE="argocd"
 ARGOCD_NAMESPACE="argocd"
@@ -25,16 +26,17 @@ ARGOCD_CHART_REPO="https://argoproj.github.io/argo-helm"
 ARGOCD_CHART="argo-cd"
 ARGOCD_CHART_VERSION="10.10.2"
 VALUES="$REPO_ROOT/deploy/argocd/values/argo-cd.yaml"
+PLATFORM_CHART="$REPO_ROOT/deploy/argocd/platform"
 
 usage() {
-    sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    sed -n '2,15s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 main() {
-    local environment="${1:-dev}" root
+    local environment="${1:-dev}" values=()
     case "$environment" in
-        dev) root="$REPO_ROOT/deploy/argocd/root.yaml" ;;
-        prod) root="$REPO_ROOT/deploy/argocd/root-prod.yaml" ;;
+        dev) ;;
+        prod) values=(--values "$PLATFORM_CHART/values-prod.yaml") ;;
         -h | --help)
             usage
             return 0
@@ -59,7 +61,8 @@ main() {
         --values "$VALUES" --wait --timeout 10m
 
     header "root Application ($environment)"
-    kubectl apply -f "$root"
+    helm template root "$PLATFORM_CHART" --namespace "$ARGOCD_NAMESPACE" --show-only templates/root.yaml "${values[@]}" \
+        | kubectl apply -f -
     log "Argo CD now syncs the platform wave by wave: kubectl -n $ARGOCD_NAMESPACE get applications -w"
 }
 

@@ -33,3 +33,10 @@ path "secret/data/postgres/backup-s3" {
 path "secret/data/observability/alertmanager" {
   capabilities = ["read"]
 }
+
+# The credentials Argo CD reads a private fork of the platform's repository
+# with (username, token). Not seeded: an operator writes what the Git host
+# issued (docs/deploy.md, "A private fork").
+path "secret/data/argocd/repository" {
+  capabilities = ["read"]
+}

@@ -26,7 +26,9 @@ RUNBOOK = REPO / "docs" / "runbooks" / "alerts.md"
 RUNBOOK_URL = "https://github.com/student-api/student-api/blob/main/docs/runbooks/alerts.md#"
 ALLOY_CONFIG = OBS / "alloy" / "config.alloy"
 OPERATIONS_DOC = REPO / "docs" / "operations.md"
-ARGOCD_APPS_DIRS = (REPO / "deploy" / "argocd" / "apps", REPO / "deploy" / "argocd" / "apps-prod")
+ARGOCD_TEMPLATES_DIR = REPO / "deploy" / "argocd" / "platform" / "templates"
+# A Helm action ({{ ... }}) of the platform chart's templates.
+HELM_ACTION = re.compile(r"{{.*?}}", re.S)
 CHARTS = (
     "kube-prometheus-stack",
     "loki",
@@ -282,15 +284,17 @@ def documented_log_line() -> dict:
 
 
 def application_namespaces() -> set[str]:
-    """Destination namespaces of every Argo CD Application file (both variants)."""
+    """Destination namespaces of every Argo CD Application of the platform
+    chart (both environments: production-only templates too). The templates
+    are read as YAML with their Helm actions removed, as Renovate's argocd
+    manager reads them; every destination is written out in its template
+    (tests/argocd renders the chart itself)."""
     names = set()
-    for directory in ARGOCD_APPS_DIRS:
-        for path in sorted(directory.glob("*.yaml")):
-            if path.name == "kustomization.yaml":
-                continue
-            for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
-                if doc and doc.get("kind") == "Application":
-                    names.add(doc["spec"]["destination"]["namespace"])
+    for path in sorted(ARGOCD_TEMPLATES_DIR.glob("*.yaml")):
+        text = HELM_ACTION.sub("", path.read_text(encoding="utf-8"))
+        for doc in yaml.safe_load_all(text):
+            if doc and doc.get("kind") == "Application":
+                names.add(doc["spec"]["destination"]["namespace"])
     return names
 
 
