@@ -8,6 +8,9 @@ Usage: check.py SUBCOMMAND [ARGS] < document.json
   nodes ROLE...           `kubectl get nodes -o json`: as many nodes as roles,
                           each role on exactly one node (label `type`), every
                           node Ready and free of NoSchedule/NoExecute taints
+  roles ROLE...           `kubectl get nodes -o json`, for a cluster that may
+                          have more nodes (production): each role on at least
+                          one node, every node with a role Ready and untainted
   storageclasses NAME...  `kubectl get storageclass -o json`: one default
                           StorageClass, and each NAME present
   deployment NS/NAME      `kubectl get deployment -o json`: every replica
@@ -61,12 +64,14 @@ def name_of(obj: dict) -> str:
     return str(obj.get("metadata", {}).get("name", "?"))
 
 
-def check_nodes(doc: object, roles: list[str]) -> tuple[list[str], list[str]]:
+def check_nodes(doc: object, roles: list[str], exact: bool = True) -> tuple[list[str], list[str]]:
+    """Exact: one node per role and no other node. Otherwise each role on at
+    least one node; nodes without a platform role are left alone."""
     nodes = items(doc, "Node")
     info: list[str] = []
     problems: list[str] = []
     names = sorted(name_of(n) for n in nodes)
-    if len(nodes) != len(roles):
+    if exact and len(nodes) != len(roles):
         problems.append(f"nodes: expected {len(roles)} nodes, found {len(nodes)} ({', '.join(names) or 'none'})")
 
     holders: dict[str, list[str]] = {role: [] for role in roles}
@@ -79,6 +84,8 @@ def check_nodes(doc: object, roles: list[str]) -> tuple[list[str], list[str]]:
         )
         status = ready.get("status", "Unknown") if ready else "Unknown"
         info.append(f"node {name}: {ROLE_LABEL}={role or '(none)'}, Ready={status}")
+        if not exact and role not in holders:
+            continue
         if role is None:
             problems.append(f"nodes: {name} has no {ROLE_LABEL} label")
         elif role not in holders:
@@ -98,8 +105,10 @@ def check_nodes(doc: object, roles: list[str]) -> tuple[list[str], list[str]]:
 
     for role, names_with_role in holders.items():
         if not names_with_role:
-            problems.append(f"nodes: label {ROLE_LABEL}={role} is on no node; expected exactly one")
-        elif len(names_with_role) > 1:
+            problems.append(
+                f"nodes: label {ROLE_LABEL}={role} is on no node; expected {'exactly' if exact else 'at least'} one"
+            )
+        elif exact and len(names_with_role) > 1:
             problems.append(
                 f"nodes: label {ROLE_LABEL}={role} is on {len(names_with_role)} nodes "
                 f"({', '.join(names_with_role)}); expected exactly one"
@@ -235,6 +244,7 @@ def main(argv: list[str]) -> int:
 
     checks: dict[str, Callable[[], tuple[list[str], list[str]]]] = {
         "nodes": lambda: check_nodes(doc, args),
+        "roles": lambda: check_nodes(doc, args, exact=False),
         "storageclasses": lambda: check_storageclasses(doc, args),
         "deployment": lambda: check_deployment(doc, args[0]),
         "metrics": lambda: check_metrics(doc),

@@ -50,6 +50,8 @@ require_tools() {
         [kubectl]="https://kubernetes.io/docs/tasks/tools/"
         [docker]="https://docs.docker.com/engine/install/ (or Docker Desktop)"
         [python3]="your package manager (Debian: apt-get install python3)"
+        [helm]="https://helm.sh/docs/intro/install/"
+        [git]="https://git-scm.com/downloads"
     )
     for tool in "$@"; do
         command -v "$tool" >/dev/null 2>&1 || missing+=("$tool: ${hint[$tool]:-install it}")

@@ -2,12 +2,14 @@
 # Offline checks of the GitOps app-of-apps (deploy/argocd), in one command:
 #   1. shellcheck of the bootstrap script and of this one;
 #   2. yamllint --strict over deploy/argocd with the repository's settings;
-#   3. pytest tests/argocd: every Application of both variants (dev: root.yaml
-#      and deploy/argocd/apps; prod: root-prod.yaml and the overlay
-#      deploy/argocd/apps-prod) against the strict schemas and the
-#      check-jsonschema CLI, pinned chart versions, sync policy and waves,
-#      values files, node selectors, and our charts rendered with exactly the
-#      values the Applications pass (real Helm SDK).
+#   3. pytest tests/argocd: the platform chart deploy/argocd/platform rendered
+#      with the Helm SDK in both variants (dev: values.yaml; prod: with
+#      values-prod.yaml) and with a fork's settings: every Application
+#      against the strict schemas and the check-jsonschema CLI, pinned chart
+#      versions, sync policy and waves, values files, node selectors, the one
+#      repository setting, and our charts rendered with exactly the values
+#      the Applications pass; then bootstrap.sh run against stand-ins of
+#      kubectl, helm and git (tests/cluster/fake_cli.py).
 # It installs what it needs (tests/manifests/requirements.txt and
 # tests/charts/requirements.txt) into .venv/ and talks to no cluster and no
 # chart repository.

@@ -1,5 +1,6 @@
-"""Stand-ins for kubectl, minikube, kind and docker, for the tests of
-deploy/cluster/*.sh where no cluster can run.
+"""Stand-ins for kubectl, minikube, kind, docker, helm and git, for the tests
+of deploy/cluster/*.sh and deploy/argocd/install/bootstrap.sh where no
+cluster can run.
 
 Each tool is a wrapper script on PATH that runs `fake_cli.py TOOL ARGS...`.
 The cluster they pretend to talk to is one JSON document, FAKE_WORLD, read
@@ -9,13 +10,21 @@ is appended to FAKE_CALLS (one JSON object a line: tool, args). Answers are
 built from the hand-written recordings in fixtures/ (FAKE_FIXTURES), with
 the shapes and error texts of the real tools. Only what the scripts call is
 implemented; anything else fails loudly, so a new call cannot pass unseen.
+
+For the bootstrap: `helm template` renders the real chart with the Helm SDK
+(helm-python-sdk, imported only then); `git ls-remote` answers from the
+remotes of FAKE_WORLD's `git`, asking GIT_ASKPASS for credentials as git
+does; Argo CD's view of the root Application is worked out from the same
+remotes and the repository Secret the cluster holds (argocd_view).
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -239,6 +248,9 @@ def kubectl(world: dict, args: list[str]) -> None:
             i += 1
     if world.get("kubectl_warning"):
         print(world["kubectl_warning"], file=sys.stderr)
+    if rest[:1] == ["config"] or rest == ["version", "--client"]:
+        kubectl_local(world, rest, output)
+        return
     if world.get("nodes") is None and rest[:1] != ["version"]:
         fail("The connection to the server 127.0.0.1:32771 was refused - did you specify the right host or port?")
 
@@ -299,6 +311,8 @@ def kubectl(world: dict, args: list[str]) -> None:
             fail(f'error: taint "{key}:{effect}" not found')
         node["spec"]["taints"] = kept
         print(f"node/{rest[2]} untainted")
+    elif bootstrap_call(world, rest, ns, output):
+        pass
     elif rest[:1] == ["apply"] and rest[1:2] == ["-k"] and Path(rest[2]).name == "kind":
         world.setdefault("deployments", {})[METRICS_SERVER] = ready_deployment(METRICS_SERVER)
         if not any(sc["metadata"]["name"] == "local-path" for sc in world["storageclasses"]):
@@ -309,13 +323,205 @@ def kubectl(world: dict, args: list[str]) -> None:
         fail(f"fake kubectl: unsupported call {args}", 64)
 
 
+# -------------------------------------------- kubectl for the bootstrap
+ARGOCD_NS = "argocd"
+
+
+def kubectl_local(world: dict, rest: list[str], output: str | None) -> None:
+    """What kubectl answers from the kubeconfig and itself."""
+    if rest == ["config", "current-context"]:
+        if not world.get("current_context"):
+            fail("error: current-context is not set")
+        print(world["current_context"])
+    elif rest == ["config", "get-contexts"] and output == "name":
+        for name in world.get("contexts", []):
+            print(name)
+    elif rest == ["version", "--client"]:
+        print(f"Client Version: {world.get('kubectl_client', 'v1.37.1')}\nKustomize Version: v5.7.1")
+    else:
+        fail(f"fake kubectl: unsupported call {rest}", 64)
+
+
+def bootstrap_call(world: dict, rest: list[str], ns: str | None, output: str | None) -> bool:
+    """The objects bootstrap.sh reads and writes: the repository Secret and
+    the root Application. False when the call is none of its."""
+    secrets = world.setdefault("secrets", {})
+    if rest[:2] == ["get", "secret"] and len(rest) == 3 and output == "name":
+        if f"{ns}/{rest[2]}" not in secrets:
+            fail(f'Error from server (NotFound): secrets "{rest[2]}" not found')
+        print(f"secret/{rest[2]}")
+    elif rest == ["create", "-f", "-"]:
+        doc = yaml.safe_load(sys.stdin.read())
+        meta = doc["metadata"]
+        if meta["namespace"] not in world.get("namespaces", []):
+            fail(f'Error from server (NotFound): namespaces "{meta["namespace"]}" not found')
+        key = f"{meta['namespace']}/{meta['name']}"
+        if key in secrets:
+            fail(f'Error from server (AlreadyExists): secrets "{meta["name"]}" already exists')
+        secrets[key] = doc
+        print(f"secret/{meta['name']} created")
+    elif rest[:2] == ["apply", "-f"] and len(rest) == 3 and rest[2] != "-":
+        if not world.get("argocd_installed"):
+            fail(
+                f'error: resource mapping not found for name: "root" namespace: "argocd" from "{rest[2]}": '
+                'no matches for kind "Application" in version "argoproj.io/v1alpha1"\n'
+                "ensure CRDs are installed first"
+            )
+        docs = [d for d in yaml.safe_load_all(Path(rest[2]).read_text()) if d]
+        for doc in docs:
+            world.setdefault("applications", {})[doc["metadata"]["name"]] = doc
+            print(f"application.argoproj.io/{doc['metadata']['name']} created")
+    elif rest[:3] == ["get", "application", "root"] and (output or "").startswith("jsonpath="):
+        if "root" not in world.get("applications", {}):
+            fail('Error from server (NotFound): applications.argoproj.io "root" not found')
+        status, condition = argocd_view(world, world["applications"]["root"])
+        print(status)
+        if condition:
+            print(condition)
+    else:
+        return False
+    return True
+
+
+def argocd_view(world: dict, app: dict) -> tuple[str, str]:
+    """The root's sync status and error condition as Argo CD's repo server
+    would report them, reading the Git remotes of FAKE_WORLD from inside the
+    cluster, with the repository Secret the cluster holds."""
+    source = app["spec"]["source"]
+    url, revision = source["repoURL"], source["targetRevision"]
+    prefix = "Failed to load target state: failed to generate manifest for source 1 of 1: rpc error: code = Unknown desc = "
+    if world.get("cluster_cannot_reach_git"):
+        return "Unknown", f"ComparisonError: {prefix}failed to list refs: dial tcp: lookup github.com: i/o timeout"
+    remote = (world.get("git") or {}).get("remotes", {}).get(url)
+    if remote is None:
+        return "Unknown", f"ComparisonError: {prefix}failed to list refs: repository not found"
+    if remote.get("credentials"):
+        secret = next(
+            (s for s in world.get("secrets", {}).values() if base64.b64decode(s["data"]["url"]).decode() == url),
+            None,
+        )
+        given = {k: base64.b64decode(secret["data"][k]).decode() for k in ("username", "password")} if secret else None
+        want = {"username": remote["credentials"]["username"], "password": remote["credentials"]["token"]}
+        if given != want:
+            return "Unknown", f"ComparisonError: {prefix}failed to list refs: authentication required: Repository not found."
+    refs = remote.get("refs", {})
+    if revision not in refs.values() and not {revision, f"refs/heads/{revision}", f"refs/tags/{revision}"} & set(refs):
+        return "Unknown", f"ComparisonError: {prefix}unable to resolve '{revision}' to a commit SHA"
+    return "OutOfSync", ""
+
+
+# -------------------------------------------------------------------- helm
+def helm(world: dict, args: list[str]) -> None:
+    if args == ["version", "--short"]:
+        print(world.get("helm_version", "v4.0.4+g8650e1d"))
+    elif args[:1] == ["template"]:
+        helm_template(args[1:])
+    elif args[:2] == ["upgrade", "--install"]:
+        opts = {args[i]: args[i + 1] for i in range(2, len(args) - 1) if args[i].startswith("--")}
+        if opts.get("--kube-context") not in world.get("contexts", []):
+            fail(f'Error: kubernetes cluster unreachable: context "{opts.get("--kube-context")}" does not exist')
+        world["argocd_installed"] = True
+        world.setdefault("namespaces", []).append(opts["--namespace"])
+        print(f'Release "{args[2]}" has been upgraded. Happy Helming!')
+    else:
+        fail(f"fake helm: unsupported call {args}", 64)
+
+
+def helm_template(args: list[str]) -> None:
+    """`helm template NAME CHART [--namespace NS] [--show-only T] [--values F]
+    [--set K=V] [--set-string K=V]`, rendered by the real Helm SDK."""
+    import helm_python  # only here: the cluster tests' environment need not have it
+
+    name, chart, rest = args[0], args[1], args[2:]
+    opts: dict[str, str] = {}
+    values: dict = {}
+    for flag, value in zip(rest[::2], rest[1::2]):
+        if flag == "--values":
+            values = merged(values, helm_python.values_from_yaml(Path(value).read_text()))
+        elif flag == "--set":
+            values = merged(values, helm_python.parse_set_string(value))
+        elif flag == "--set-string":
+            values = merged(values, helm_python.parse_set_string_values(value))
+        elif flag in ("--namespace", "--show-only"):
+            opts[flag] = value
+        else:
+            fail(f"fake helm: unsupported template flag {flag}", 64)
+    try:
+        with helm_python.Chart.load(chart) as loaded:
+            loaded.validate_schema(values)
+            manifests = loaded.render(values, name=name, namespace=opts.get("--namespace"), is_install=True)
+            chart_name = loaded.name
+    except helm_python.HelmError as error:
+        fail(f"Error: {error}")
+    wanted = f"{chart_name}/{opts['--show-only']}" if "--show-only" in opts else None
+    for template in sorted(manifests):
+        if wanted in (None, template) and manifests[template].strip():
+            print(f"---\n# Source: {template}\n{manifests[template]}")
+
+
+def merged(base: dict, top: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+# --------------------------------------------------------------------- git
+def git(world: dict, args: list[str]) -> None:
+    repo = world.get("git") or {}
+    config: dict[str, str] = {}
+    while args[:1] in (["-C"], ["-c"]):
+        if args[0] == "-c":
+            key, _, value = args[1].partition("=")
+            config[key] = value
+        args = args[2:]
+    if args == ["remote", "get-url", "origin"]:
+        if not repo.get("origin"):
+            fail("error: No such remote 'origin'", 2)
+        print(repo["origin"])
+    elif args == ["symbolic-ref", "--quiet", "--short", "HEAD"]:
+        if not repo.get("branch"):
+            sys.exit(1)
+        print(repo["branch"])
+    elif args == ["rev-parse", "HEAD"]:
+        print(repo.get("head", "0" * 40))
+    elif args[:1] == ["ls-remote"] and len(args) == 2:
+        git_ls_remote(repo, args[1], config)
+    else:
+        fail(f"fake git: unsupported call {args}", 64)
+
+
+def git_ls_remote(repo: dict, url: str, config: dict[str, str]) -> None:
+    """Lists a remote's refs. A remote with credentials takes the user's
+    own (their credential helper, `user_can_read`, on unless the helper is
+    cleared with -c credential.helper=), else asks GIT_ASKPASS, as git does
+    over https; a terminal prompt must be off."""
+    if os.environ.get("GIT_TERMINAL_PROMPT") != "0":
+        fail("fake git: ls-remote without GIT_TERMINAL_PROMPT=0 would prompt on a terminal", 64)
+    remote = repo.get("remotes", {}).get(url)
+    host = url.split("/")[2]
+    own_access = config.get("credential.helper") != "" and repo.get("user_can_read", True)
+    if remote is None or (remote.get("credentials") and not own_access and not os.environ.get("GIT_ASKPASS")):
+        fail(f"fatal: could not read Username for 'https://{host}': terminal prompts disabled", 128)
+    if remote.get("credentials") and not own_access:
+        ask = os.environ["GIT_ASKPASS"]
+        username = subprocess.run([ask, f"Username for 'https://{host}': "], capture_output=True, text=True).stdout
+        token = subprocess.run([ask, f"Password for 'https://{username.strip()}@{host}': "], capture_output=True, text=True).stdout
+        wanted = remote["credentials"]
+        if (username.strip(), token.strip()) != (wanted["username"], wanted["token"]):
+            fail(f"remote: Invalid username or token.\nfatal: Authentication failed for '{url}/'", 128)
+    for ref, sha in sorted(remote.get("refs", {}).items()):
+        print(f"{sha}\t{ref}")
+
+
 def main() -> None:
     tool, args = sys.argv[1], sys.argv[2:]
     with CALLS.open("a") as calls:
         calls.write(json.dumps({"tool": tool, "args": args}) + "\n")
     world = json.loads(WORLD.read_text())
     try:
-        {"docker": docker, "minikube": minikube, "kind": kind, "kubectl": kubectl}[tool](world, args)
+        tools = {"docker": docker, "minikube": minikube, "kind": kind, "kubectl": kubectl, "helm": helm, "git": git}
+        tools[tool](world, args)
     finally:
         WORLD.write_text(json.dumps(world))
 
