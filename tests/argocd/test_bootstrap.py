@@ -419,6 +419,16 @@ def test_a_wrong_token_is_caught_before_anything_changes(fake):
 
 
 # ----------------------------------------- after the root: Argo CD's view
+def test_an_argo_cd_that_does_not_install_stops_the_run_before_the_root(fake):
+    fake.ready_cluster(argocd_install_fails=True)
+
+    result = fake.run(BOOTSTRAP)
+
+    assert result.returncode == 1
+    assert "UPGRADE FAILED" in result.stderr and "helm could not install Argo CD" in result.stderr
+    assert [c[0] for c in fake.mutating_calls()] == ["helm"]
+
+
 def test_a_repository_the_cluster_cannot_reach_is_reported_within_the_bound(fake):
     fake.ready_cluster(cluster_cannot_reach_git=True)
 

@@ -420,6 +420,8 @@ def helm(world: dict, args: list[str]) -> None:
         opts = {args[i]: args[i + 1] for i in range(2, len(args) - 1) if args[i].startswith("--")}
         if opts.get("--kube-context") not in world.get("contexts", []):
             fail(f'Error: kubernetes cluster unreachable: context "{opts.get("--kube-context")}" does not exist')
+        if world.get("argocd_install_fails"):
+            fail("Error: UPGRADE FAILED: context deadline exceeded")
         world["argocd_installed"] = True
         world.setdefault("namespaces", []).append(opts["--namespace"])
         print(f'Release "{args[2]}" has been upgraded. Happy Helming!')

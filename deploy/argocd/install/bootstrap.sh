@@ -472,7 +472,8 @@ main() {
     helm upgrade --install "$ARGOCD_RELEASE" "$ARGOCD_CHART" --kube-context "$KUBE_CONTEXT" \
         --repo "$ARGOCD_CHART_REPO" --version "$ARGOCD_CHART_VERSION" \
         --namespace "$ARGOCD_NAMESPACE" --create-namespace \
-        --values "$VALUES" --wait --timeout 10m
+        --values "$VALUES" --wait --timeout 10m \
+        || die "helm could not install Argo CD (its message above): kubectl --context $KUBE_CONTEXT -n $ARGOCD_NAMESPACE get pods, then run this again"
 
     if ((PRIVATE)); then
         header "repository credentials"
@@ -480,7 +481,7 @@ main() {
     fi
 
     header "root Application ($ENVIRONMENT)"
-    kc apply -f "$root_file"
+    kc apply -f "$root_file" || die "kubectl could not apply the root Application (its message above)"
     wait_root
 }
 
