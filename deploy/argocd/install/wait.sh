@@ -100,7 +100,7 @@ main() {
                 log "$name: $detail"
             done <<<"$state"
             if ((rc == 0)); then
-                log "all $(wc -l <<<"$state") Applications are Synced and Healthy ($(elapsed))"
+                log "all $(grep -c . <<<"$state") Applications are Synced and Healthy ($(elapsed))"
                 return 0
             fi
             last_error=""
@@ -118,7 +118,7 @@ main() {
             if [[ -z "$state" ]]; then
                 log "no Application in $ARGOCD_NAMESPACE yet ($(elapsed))"
             else
-                total="$(wc -l <<<"$state")"
+                total="$(grep -c . <<<"$state")"
                 waiting="$(waiting_names "$state" | paste -sd' ' -)"
                 log "$((total - $(wc -w <<<"$waiting"))) of $total Synced and Healthy ($(elapsed)); waiting for: $waiting"
             fi
