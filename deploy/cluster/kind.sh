@@ -2,12 +2,19 @@
 # The platform's local cluster on kind, the same as minikube.sh makes:
 # three nodes, one per role, metrics and node-local volumes.
 #
-# Usage: deploy/cluster/kind.sh [up|verify|down|help]
+# Usage: deploy/cluster/kind.sh [up|verify|image [REPOSITORY]|down|help]
 #   up      (default) create the cluster from kind.yaml unless it exists;
 #           remove the control-plane taint; label the nodes; apply kind/
 #           (metrics-server, the local-path StorageClass); wait; verify. A
 #           second run creates nothing.
 #   verify  the checks alone (see minikube.sh)
+#   image   build the Dockerfile and load the image into the nodes under
+#           the name the service's chart pulls: REPOSITORY:TAG, TAG being
+#           the chart's image.tag, else its appVersion. REPOSITORY is the
+#           one given to bootstrap.sh --image, and has the same default:
+#           ghcr.io/OWNER/NAME of a GitHub origin remote, else the chart's
+#           image.repository. When the chart pins image.digest the nodes
+#           pull that release instead: nothing is built then.
 #   down    delete the cluster
 #
 # Nodes get their role in a fixed order: NAME-control-plane runs
@@ -31,6 +38,8 @@ PROVIDER="kind"
 NAME="${KIND_CLUSTER_NAME:-student-api}"
 KUBE_CONTEXT="kind-$NAME"
 DEFAULT_NODE_ROLES="$NAME-control-plane=dependent_services $NAME-worker=application $NAME-worker2=database"
+# The service's chart, whose image the nodes must hold (`image`).
+SERVICE_CHART="$REPO_ROOT/deploy/helm/student-api"
 CONTROL_PLANE_TAINT="node-role.kubernetes.io/control-plane:NoSchedule"
 # Kubernetes v1.36.4, as minikube.sh creates (see there why 1.36), in the
 # node image built for kind v0.33.0 (its release notes list it with this
@@ -85,6 +94,65 @@ cmd_verify() {
     verify_cluster
 }
 
+# chart_image KEY: image.KEY as the dev cluster's release of the service
+# gets it, values.yaml then values-dev.yaml (what its Application passes);
+# empty when neither sets it.
+chart_image() {
+    awk -v key="$1" '
+        /^[^[:space:]#]/ { in_image = ($0 ~ /^image:[[:space:]]*$/); next }
+        in_image && $0 ~ ("^  " key ":") {
+            value = $0
+            sub("^  " key ":[[:space:]]*", "", value)
+            sub(/[[:space:]]+#.*$/, "", value)
+            gsub(/^["\047]|["\047]$/, "", value)
+        }
+        END { print value }' "$SERVICE_CHART/values.yaml" "$SERVICE_CHART/values-dev.yaml"
+}
+
+# origin_image: ghcr.io/OWNER/NAME (lowercase) of a GitHub origin remote,
+# bootstrap.sh's default --image; fails for any other remote.
+origin_image() {
+    local url path
+    url="$(git -C "$REPO_ROOT" remote get-url origin 2>/dev/null)" || return 1
+    case "$url" in
+        https://github.com/*) path="${url#https://github.com/}" ;;
+        git@github.com:*) path="${url#git@github.com:}" ;;
+        ssh://git@github.com/*) path="${url#ssh://git@github.com/}" ;;
+        *) return 1 ;;
+    esac
+    path="${path%/}"
+    path="${path%.git}"
+    [[ "$path" =~ ^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$ ]] || return 1
+    printf 'ghcr.io/%s\n' "${path,,}"
+}
+
+cmd_image() {
+    local repository="${1:-}" tag digest policy ref revision
+    require_tools kind docker
+    require_docker
+    kind get clusters 2>/dev/null | grep -qxF "$NAME" || die "no kind cluster $NAME: run deploy/cluster/kind.sh up first"
+    if [[ -z "$repository" ]]; then
+        repository="$(origin_image || chart_image repository)"
+    fi
+    tag="$(chart_image tag)"
+    tag="${tag:-$(sed -n 's/^appVersion:[[:space:]]*"\{0,1\}\([^"]*\)"\{0,1\}[[:space:]]*$/\1/p' "$SERVICE_CHART/Chart.yaml")}"
+    digest="$(chart_image digest)"
+    policy="$(chart_image pullPolicy)"
+    [[ -n "$repository" && -n "$tag" ]] || die "cannot read the image repository and tag from $SERVICE_CHART"
+    ref="$repository:$tag"
+    if [[ -n "$digest" ]]; then
+        warn "$SERVICE_CHART pins image.digest $digest: the nodes pull that release of $repository and would never run a local build; nothing built"
+        return 0
+    fi
+    [[ "$policy" != Always ]] || warn "image.pullPolicy is Always: the nodes pull $ref from the registry even after this load"
+    revision="$(git -C "$REPO_ROOT" rev-parse HEAD 2>/dev/null || echo unknown)"
+    log "building $ref from $REPO_ROOT/Dockerfile (revision $revision)"
+    docker build --tag "$ref" --build-arg "VERSION=$tag" --build-arg "REVISION=$revision" "$REPO_ROOT"
+    log "loading $ref into the nodes of $NAME"
+    kind load docker-image "$ref" --name "$NAME"
+    log "loaded: the chart runs $ref (pull policy ${policy:-IfNotPresent})"
+}
+
 cmd_down() {
     require_tools kind
     log "deleting cluster $NAME"
@@ -94,6 +162,10 @@ cmd_down() {
 case "${1:-up}" in
 up) cmd_up ;;
 verify) cmd_verify ;;
+image)
+    (($# <= 2)) || die "image takes one REPOSITORY at most"
+    cmd_image "${2:-}"
+    ;;
 down) cmd_down ;;
 -h | --help | help) usage ;;
 *)

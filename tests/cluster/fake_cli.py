@@ -1,6 +1,6 @@
-"""Stand-ins for kubectl, minikube, kind, docker, helm and git, for the tests
-of deploy/cluster/*.sh and deploy/argocd/install/bootstrap.sh where no
-cluster can run.
+"""Stand-ins for kubectl, minikube, kind, docker, helm, git and npx, for the
+tests of deploy/cluster/*.sh, deploy/argocd/install/bootstrap.sh and the
+platform's scripts where no cluster can run.
 
 Each tool is a wrapper script on PATH that runs `fake_cli.py TOOL ARGS...`.
 The cluster they pretend to talk to is one JSON document, FAKE_WORLD, read
@@ -16,6 +16,8 @@ For the bootstrap: `helm template` renders the real chart with the Helm SDK
 remotes of FAKE_WORLD's `git`, asking GIT_ASKPASS for credentials as git
 does; Argo CD's view of the root Application is worked out from the same
 remotes and the repository Secret the cluster holds (argocd_view).
+What the platform's scripts ask (Argo CD Applications, OpenBao, logs,
+newman) is answered by fake_platform.py.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import sys
 from pathlib import Path
 
 import yaml
+
+import fake_platform
 
 FIXTURES = Path(os.environ.get("FAKE_FIXTURES", Path(__file__).parent / "fixtures"))
 WORLD = Path(os.environ["FAKE_WORLD"])
@@ -105,10 +109,17 @@ def is_ready(node: dict) -> bool:
 
 # ------------------------------------------------------------------ docker
 def docker(world: dict, args: list[str]) -> None:
-    if args[:1] != ["info"]:
+    if args[:1] not in (["info"], ["build"]):
         fail(f"fake docker: unsupported call {args}", 64)
     if not world.get("docker_running", True):
         fail("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
+    if args[0] == "build":
+        tag = args[args.index("--tag") + 1]
+        if not (Path(args[-1]) / "Dockerfile").is_file():
+            fail("ERROR: failed to build: failed to solve: failed to read dockerfile: open Dockerfile: no such file or directory")
+        world.setdefault("docker_images", []).append(tag)
+        print(f"#12 naming to docker.io/{tag} done")
+        return
     print("28.4.0")
 
 
@@ -222,6 +233,23 @@ def kind(world: dict, args: list[str]) -> None:
         world["version"] = server_version(image.split(":", 1)[1].split("@", 1)[0])
         world.setdefault("contexts", []).append(f"kind-{name}")
         clusters.append(name)
+    elif args[:2] == ["load", "docker-image"]:
+        image = args[2]
+        if opts.get("name", "kind") not in clusters:
+            fail(f'ERROR: no nodes found for cluster "{opts.get("name", "kind")}"')
+        if image not in world.get("docker_images", []):
+            fail(f"ERROR: image: \"{image}\" not present locally")
+        world.setdefault("node_images", []).append(image)
+        print(f'Image: "{image}" with ID "sha256:0d2b5c3a" not yet present on node "{opts["name"]}-worker", loading...')
+    elif args[:2] == ["export", "logs"]:
+        name = opts.get("name", "kind")
+        if name not in clusters:
+            fail(f'ERROR: unknown cluster "{name}"')
+        for node in world["nodes"]["items"]:
+            node_dir = Path(args[2]) / node["metadata"]["name"]
+            node_dir.mkdir(parents=True, exist_ok=True)
+            (node_dir / "kubelet.log").write_text("I1205 08:40:01 kubelet started\n")
+        print(f'Exporting logs for cluster "{name}" to:\n{args[2]}')
     elif args[:2] == ["delete", "cluster"]:
         if opts.get("name") in clusters:
             clusters.remove(opts["name"])
@@ -243,6 +271,8 @@ def kubectl(world: dict, args: list[str]) -> None:
             ns, i = args[i + 1], i + 2
         elif args[i] == "-o":
             output, i = args[i + 1], i + 2
+        elif args[i].startswith("--request-timeout="):
+            i += 1
         else:
             rest.append(args[i])
             i += 1
@@ -253,6 +283,8 @@ def kubectl(world: dict, args: list[str]) -> None:
         return
     if world.get("nodes") is None and rest[:1] != ["version"]:
         fail("The connection to the server 127.0.0.1:32771 was refused - did you specify the right host or port?")
+    if fake_platform.kubectl(world, rest, ns, output):
+        return
 
     if rest == ["get", "nodes"] and output == "json":
         emit(world["nodes"])
@@ -522,7 +554,15 @@ def main() -> None:
         calls.write(json.dumps({"tool": tool, "args": args}) + "\n")
     world = json.loads(WORLD.read_text())
     try:
-        tools = {"docker": docker, "minikube": minikube, "kind": kind, "kubectl": kubectl, "helm": helm, "git": git}
+        tools = {
+            "docker": docker,
+            "minikube": minikube,
+            "kind": kind,
+            "kubectl": kubectl,
+            "helm": helm,
+            "git": git,
+            "npx": fake_platform.npx,
+        }
         tools[tool](world, args)
     finally:
         WORLD.write_text(json.dumps(world))

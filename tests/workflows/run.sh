@@ -2,12 +2,14 @@
 # Offline checks of the GitHub workflows, the local-cluster scripts and the
 # release script, in one command:
 #   1. actionlint on .github/workflows/*, with shellcheck on their run: scripts;
-#   2. shellcheck on deploy/cluster/*.sh and scripts/bump-image-tag.sh;
+#   2. shellcheck on deploy/cluster/*.sh, the scripts the kind job of e2e.yml
+#      runs besides them, and scripts/bump-image-tag.sh;
 #   3. yamllint --strict over .github/ and deploy/cluster/ with the
 #      repository's .yamllint.yaml;
-#   4. pytest tests/cluster tests/workflows: the cluster scripts run against
-#      stand-ins of kubectl, minikube, kind and docker, the release script
-#      against copies of the chart.
+#   4. pytest tests/cluster tests/workflows: the cluster scripts and the
+#      platform's (wait, webhook, diagnostics, API check) run against
+#      stand-ins of kubectl, minikube, kind, docker and npx, the release
+#      script against copies of the chart.
 # It installs what it needs (tests/workflows/requirements.txt) into .venv/
 # and, when missing, the shellcheck package through apt (root). It talks to
 # no cluster.
@@ -22,7 +24,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/tools.sh"
 cd "$REPO_ROOT"
 
 REQUIREMENTS="tests/workflows/requirements.txt"
-SHELL_SCRIPTS=(deploy/cluster/*.sh scripts/bump-image-tag.sh tests/workflows/run.sh)
+SHELL_SCRIPTS=(deploy/cluster/*.sh deploy/argocd/install/wait.sh deploy/observability/set-alertmanager-webhook.sh
+    scripts/bump-image-tag.sh tests/workflows/run.sh)
 YAML_DIRS=(.github deploy/cluster)
 # Nothing here may leave __pycache__ directories in the work tree.
 export PYTHONDONTWRITEBYTECODE=1

@@ -25,6 +25,9 @@ NODE24_MAJORS = {
     "docker/login-action": 4,
     "docker/metadata-action": 6,
     "docker/build-push-action": 7,
+    "actions/upload-artifact": 6,
+    "azure/setup-kubectl": 5,
+    "azure/setup-helm": 5,
 }
 
 
@@ -39,8 +42,8 @@ def workflow_files() -> list[Path]:
     return sorted(WORKFLOWS.glob("*.y*ml"))
 
 
-def test_there_are_the_two_workflows() -> None:
-    assert [p.name for p in workflow_files()] == ["ci.yml", "release.yml"]
+def test_there_are_the_three_workflows() -> None:
+    assert [p.name for p in workflow_files()] == ["ci.yml", "e2e.yml", "release.yml"]
 
 
 @pytest.mark.parametrize("path", workflow_files(), ids=lambda p: p.name)
