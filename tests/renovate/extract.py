@@ -183,7 +183,7 @@ def run_extract(clone: Path, scratch: Path, config: Any | None = None) -> dict:
 
 def decide(config: Path, deps: list[Dep]) -> list[dict[str, dict]]:
     """What the configuration's packageRules decide for each dependency and
-    update type (patch, minor, major, digest): enabled, groupName,
+    update type (patch, minor, major, digest, pinDigest): enabled, groupName,
     dependencyDashboardApproval, schedule, allowedVersions. Computed by
     Renovate's own code in rules.js, offline."""
     payload = [

@@ -6,7 +6,8 @@
 //   deps.json: [{manager, packageFile, depName, packageName, datasource,
 //                currentValue}, ...]
 //   decisions.json: for each dep, in order, for each update type of
-//     UPDATE_TYPES: {enabled, groupName, dependencyDashboardApproval,
+//     UPDATE_TYPES (pinDigest: a digest added where there is none):
+//     {enabled, groupName, dependencyDashboardApproval,
 //                    schedule, allowedVersions}
 // Reads nothing but CONFIG and Renovate's built-in presets; no network.
 'use strict';
@@ -19,7 +20,7 @@ const { resolveConfigPresets } = require('renovate/dist/config/presets');
 const { mergeChildConfig } = require('renovate/dist/config/utils');
 const { applyPackageRules } = require('renovate/dist/util/package-rules');
 
-const UPDATE_TYPES = ['patch', 'minor', 'major', 'digest'];
+const UPDATE_TYPES = ['patch', 'minor', 'major', 'digest', 'pinDigest'];
 
 async function main() {
   const repoConfig = JSON5.parse(fs.readFileSync(process.argv[2], 'utf8'));

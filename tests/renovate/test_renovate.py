@@ -143,6 +143,17 @@ def test_no_postgresql_major_is_ever_proposed(deps, decisions):
         assert majors and not any(d["enabled"] for d in majors), name
 
 
+def test_no_digest_is_added_to_a_plain_version_a_regex_manager_reads(deps, decisions):
+    plain = [
+        (dep, decision["pinDigest"])
+        for dep, decision in zip(deps, decisions)
+        if dep.manager == "regex" and dep.datasource == "docker" and not dep.current_digest
+    ]
+
+    assert plain, "no plain image version under a regex manager (RUST_TOOLCHAIN, KUBERNETES_VERSION, OpenBao's tag)"
+    assert [dep.describe() for dep, decision in plain if decision["enabled"]] == []
+
+
 def test_renovate_stays_below_the_first_release_that_needs_a_newer_node(deps, decisions):
     (renovate,) = _decision(deps, decisions, "renovate", "minor")
 
