@@ -31,6 +31,9 @@
 #                    schema, pinned chart versions, sync waves, node pinning
 #                    of every platform component, our charts rendered with
 #                    the values the apps pass (tests/argocd/run.sh)
+#   renovate         renovate.json5 checked by Renovate's own validator, then
+#                    Renovate's offline extract, which must find every pin
+#                    of the repository (tests/renovate/run.sh)
 #   workflows        GitHub workflows (actionlint), the cluster scripts and the
 #                    image-tag bump script (tests/workflows/run.sh)
 #   observability    alert and recording rules (promtool check and unit tests
@@ -70,7 +73,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/tools.sh"
 
 cd "$REPO_ROOT"
 
-ALL_STEPS=(install shellcheck fmt clippy unit e2e-sqlite e2e-postgres ui manifests charts argocd workflows observability observability-e2e image platform)
+ALL_STEPS=(install shellcheck fmt clippy unit e2e-sqlite e2e-postgres ui manifests charts argocd renovate workflows observability observability-e2e image platform)
 
 usage() {
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
@@ -90,7 +93,7 @@ for arg in "$@"; do
     all) for s in "${ALL_STEPS[@]}"; do WANT[$s]=1; done ;;
     lint) WANT[shellcheck]=1 WANT[fmt]=1 WANT[clippy]=1 ;;
     e2e) WANT[e2e-sqlite]=1 WANT[e2e-postgres]=1 ;;
-    install | shellcheck | fmt | clippy | unit | e2e-sqlite | e2e-postgres | ui | manifests | charts | argocd | workflows | observability | observability-e2e | image | platform) WANT[$arg]=1 ;;
+    install | shellcheck | fmt | clippy | unit | e2e-sqlite | e2e-postgres | ui | manifests | charts | argocd | renovate | workflows | observability | observability-e2e | image | platform) WANT[$arg]=1 ;;
     *)
         usage >&2
         die "unknown step: $arg"
@@ -391,6 +394,10 @@ step_charts() {
 
 step_argocd() {
     bash tests/argocd/run.sh
+}
+
+step_renovate() {
+    bash tests/renovate/run.sh
 }
 
 step_workflows() {

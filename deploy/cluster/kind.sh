@@ -46,6 +46,7 @@ CONTROL_PLANE_TAINT="node-role.kubernetes.io/control-plane:NoSchedule"
 # digest, the only way to get an image built for that release;
 # github.com/kubernetes-sigs/kind/releases/tag/v0.33.0, published by
 # 2026-08-31). kind v0.33.0 or later runs it.
+# renovate: datasource=docker depName=kindest/node
 KIND_NODE_IMAGE="${KIND_NODE_IMAGE:-kindest/node:v1.36.4@sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed}"
 
 usage() {

@@ -25,6 +25,7 @@ MIN_KUBERNETES="1.35"
 # gateway-api-crds, deploy/argocd/platform/templates/gateway-api-crds.yaml; a
 # test keeps the two equal). A cluster that already has these CRDs must not hold a
 # newer release or the experimental channel, which that sync would replace.
+# renovate: datasource=git-tags depName=https://github.com/kubernetes-sigs/gateway-api.git
 GATEWAY_API_VERSION="v1.6.3"
 GATEWAY_API_CRD="gateways.gateway.networking.k8s.io"
 # The database's volume must be created on the node that runs it: the

