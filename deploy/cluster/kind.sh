@@ -110,21 +110,13 @@ chart_image() {
         END { print value }' "$SERVICE_CHART/values.yaml" "$SERVICE_CHART/values-dev.yaml"
 }
 
-# origin_image: ghcr.io/OWNER/NAME (lowercase) of a GitHub origin remote,
-# bootstrap.sh's default --image; fails for any other remote.
+# origin_image: bootstrap.sh's default --image, that of a GitHub origin
+# remote; fails for any other remote.
 origin_image() {
-    local url path
+    local url
     url="$(git -C "$REPO_ROOT" remote get-url origin 2>/dev/null)" || return 1
-    case "$url" in
-        https://github.com/*) path="${url#https://github.com/}" ;;
-        git@github.com:*) path="${url#git@github.com:}" ;;
-        ssh://git@github.com/*) path="${url#ssh://git@github.com/}" ;;
-        *) return 1 ;;
-    esac
-    path="${path%/}"
-    path="${path%.git}"
-    [[ "$path" =~ ^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$ ]] || return 1
-    printf 'ghcr.io/%s\n' "${path,,}"
+    url="$(https_url "$url")" || return 1
+    github_image "$url"
 }
 
 cmd_image() {

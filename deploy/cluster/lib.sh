@@ -205,3 +205,46 @@ verify_cluster() {
     printf '\n%s cluster %s is ready for the platform:\n' "$PROVIDER" "$KUBE_CONTEXT"
     printf '  %s\n' "${found[@]}"
 }
+
+# https_url URL: the https form Argo CD reads a Git URL in. A GitHub SSH URL
+# (git@github.com:OWNER/NAME, ssh://git@github.com/OWNER/NAME) becomes
+# https://github.com/OWNER/NAME.git, as does a GitHub https URL without
+# .git; another https URL stays as it is. Exit 2 for credentials in the URL
+# (a user of an http URL, or user:password of any), exit 1 for anything
+# else; nothing is printed then.
+https_url() {
+    local url="$1" path authority
+    authority="${url#*://}"
+    authority="${authority%%/*}"
+    if [[ "$url" == *://* && "$authority" == *@* ]] && [[ "$url" == http* || "${authority%@*}" == *:* ]]; then
+        return 2
+    fi
+    # Nothing Helm's --set-string or a YAML scalar would read otherwise.
+    [[ "$url" =~ ^[^[:space:],\"\'\\]+$ ]] || return 1
+    case "$url" in
+        https://*)
+            [[ "$authority" == github.com ]] || {
+                printf '%s\n' "$url"
+                return 0
+            }
+            path="${url#https://github.com/}"
+            ;;
+        git@github.com:*) path="${url#git@github.com:}" ;;
+        ssh://git@github.com/*) path="${url#ssh://git@github.com/}" ;;
+        *) return 1 ;;
+    esac
+    path="${path%/}"
+    path="${path%.git}"
+    [[ "$path" =~ ^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$ ]] || return 1
+    printf 'https://github.com/%s.git\n' "$path"
+}
+
+# github_image URL: ghcr.io/OWNER/NAME, lowercase, for the https URL of a
+# GitHub repository (https_url's form): where the release workflow
+# publishes the image of that repository. Fails for any other URL.
+github_image() {
+    local path
+    [[ "$1" == https://github.com/*/*.git ]] || return 1
+    path="${1#https://github.com/}"
+    printf 'ghcr.io/%s\n' "${path%.git}" | tr '[:upper:]' '[:lower:]'
+}

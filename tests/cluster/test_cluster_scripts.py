@@ -30,9 +30,24 @@ FIXTURES = Path(__file__).with_name("fixtures")
 TOOLS = ("kubectl", "minikube", "kind", "docker")
 SYSTEM_TOOLS = ("bash", "dirname", "sed", "grep", "sleep", "cat", "id", "mktemp", "rm", "tr")
 ROLES = {"student-api": "dependent_services", "student-api-m02": "application", "student-api-m03": "database"}
-# The Kubernetes both scripts create by default, and kind's node image of it.
-KUBERNETES = "v1.36.4"
-KIND_NODE_IMAGE = "kindest/node:v1.36.4@sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed"
+
+
+def _pin(script: Path, pattern: str) -> str:
+    """A version a script pins, read from the script, so that a change of the
+    pin (by hand or by Renovate) needs no change here."""
+    match = re.search(pattern, script.read_text(), re.MULTILINE)
+    assert match, f"{script.name}: no match for {pattern}"
+    return match.group(1)
+
+
+# The Kubernetes both scripts create by default, kind's node image of it,
+# and the Gateway API release the platform installs.
+KUBERNETES = _pin(MINIKUBE_SH, r'^KUBERNETES_VERSION="\$\{KUBERNETES_VERSION:-([^}]+)\}"$')
+KIND_NODE_IMAGE = _pin(KIND_SH, r'^KIND_NODE_IMAGE="\$\{KIND_NODE_IMAGE:-([^}]+)\}"$')
+GATEWAY_API = _pin(CLUSTER / "lib.sh", r'^GATEWAY_API_VERSION="([^"]+)"$')
+# A standard-channel release newer than the platform's: its next minor.
+_MAJOR, _MINOR, _ = GATEWAY_API.removeprefix("v").split(".")
+NEWER_GATEWAY_API = f"v{_MAJOR}.{int(_MINOR) + 1}.0"
 GATEWAY_CRD = "gateways.gateway.networking.k8s.io"
 # Calls that change a cluster; everything else only reads.
 MUTATING = {
@@ -152,7 +167,7 @@ def labels_of(world: dict) -> dict[str, str | None]:
     return {n["metadata"]["name"]: n["metadata"]["labels"].get("type") for n in world["nodes"]["items"]}
 
 
-def gateway_crd(channel: str = "standard", bundle: str = "v1.6.3") -> dict:
+def gateway_crd(channel: str = "standard", bundle: str = GATEWAY_API) -> dict:
     """The recorded Gateway CRD, as another Gateway API release would leave it."""
     crd = fixture("crd-gateways-standard.json")
     crd["metadata"]["annotations"].update(
@@ -190,8 +205,8 @@ def test_verify_passes_on_a_healthy_cluster_and_changes_nothing(fake: Fake) -> N
     assert "default StorageClass: standard" in result.stdout
     assert "StorageClass local-path: rancher.io/local-path" in result.stdout
     assert "metrics API: 3 nodes reporting" in result.stdout
-    assert "Kubernetes v1.36.4" in result.stdout
-    assert "Gateway API CRDs: not installed yet (Argo CD installs v1.6.3, standard channel)" in result.stdout
+    assert f"Kubernetes {KUBERNETES}" in result.stdout
+    assert f"Gateway API CRDs: not installed yet (Argo CD installs {GATEWAY_API}, standard channel)" in result.stdout
     assert "ingress" not in result.stdout.lower()
     assert fake.mutating_calls() == []
 
@@ -267,7 +282,7 @@ def test_verify_reports_every_missing_piece_at_once(fake: Fake) -> None:
     )
     assert failures[1] == "[minikube] FAIL storage: StorageClass local-path is missing"
     assert failures[2].startswith(
-        "[minikube] FAIL gateway-api: the cluster has the Gateway API CRDs of the experimental channel (v1.6.3)"
+        f"[minikube] FAIL gateway-api: the cluster has the Gateway API CRDs of the experimental channel ({GATEWAY_API})"
     )
     assert failures[3].startswith("[minikube] FAIL metrics: the metrics API (metrics.k8s.io) does not answer")
     assert "4 problem(s)" in result.stderr
@@ -276,12 +291,12 @@ def test_verify_reports_every_missing_piece_at_once(fake: Fake) -> None:
 @pytest.mark.parametrize(
     ("channel", "bundle", "problem"),
     [
-        ("standard", "v1.6.3", None),
+        ("standard", GATEWAY_API, None),
         # Older standard CRDs: the platform's sync upgrades them.
         ("standard", "v1.5.1", None),
-        ("standard", "v1.7.0", "the cluster has the Gateway API CRDs v1.7.0; the platform installs v1.6.3 "
-                               "and would downgrade them"),
-        ("experimental", "v1.6.3", "the cluster has the Gateway API CRDs of the experimental channel (v1.6.3)"),
+        ("standard", NEWER_GATEWAY_API, f"the cluster has the Gateway API CRDs {NEWER_GATEWAY_API}; the platform "
+                                        f"installs {GATEWAY_API} and would downgrade them"),
+        ("experimental", GATEWAY_API, f"the cluster has the Gateway API CRDs of the experimental channel ({GATEWAY_API})"),
     ],
 )
 def test_verify_takes_gateway_api_crds_the_platform_can_replace_and_names_the_others(

@@ -99,7 +99,8 @@ def test_ci_runs_the_test_suite_on_every_relevant_change_with_read_only_access()
     push_paths = ci["on"]["push"]["paths"]
     assert push_paths == ci["on"]["pull_request"]["paths"]
     for wanted in ["crates/**", "Cargo.toml", "Cargo.lock", "deploy/**", "tests/**", "scripts/**", "Dockerfile",
-                   "Makefile", "postman/**", "package.json", "package-lock.json", ".github/workflows/**"]:
+                   "Makefile", "postman/**", "package.json", "package-lock.json", ".github/workflows/**",
+                   "renovate.json5"]:
         assert wanted in push_paths
     steps = ci["jobs"]["test"]["steps"]
     runs = " ".join(step.get("run", "") for step in steps)
@@ -151,11 +152,19 @@ def test_release_pushes_version_tags_only_never_latest() -> None:
     assert "VERSION=${{ steps.version.outputs.version }}" in build["build-args"]
 
 
-def test_release_image_is_the_one_the_chart_deploys() -> None:
+def test_release_publishes_this_repositorys_image_which_the_platform_deploys() -> None:
     release = load("release.yml")
-    values = yaml.safe_load((REPO / "deploy/helm/student-api/values.yaml").read_text())
-
-    assert release["env"]["IMAGE"] == values["image"]["repository"] == "ghcr.io/student-api/student-api"
+    # Each job names the image after the repository it runs in, so a fork
+    # publishes its own; the platform's default is that of the upstream
+    # repository, and the service's chart defaults to the same.
+    for name, job in release["jobs"].items():
+        runs = [step.get("run", "") for step in job["steps"]]
+        assert 'echo "IMAGE=ghcr.io/${GITHUB_REPOSITORY,,}" >>"$GITHUB_ENV"' in runs, name
+    assert "IMAGE" not in release.get("env", {})
+    platform = yaml.safe_load((REPO / "deploy/argocd/platform/values.yaml").read_text())
+    service = yaml.safe_load((REPO / "deploy/helm/student-api/values.yaml").read_text())
+    owner_name = platform["repo"]["url"].removeprefix("https://github.com/").removesuffix(".git")
+    assert platform["image"]["repository"] == service["image"]["repository"] == f"ghcr.io/{owner_name.lower()}"
 
 
 def test_release_labels_repeat_the_dockerfiles_exactly() -> None:

@@ -115,43 +115,10 @@ problem() {
 }
 
 # ------------------------------------------------------------ the settings
-# https_url URL: the https form Argo CD reads a Git URL in. A GitHub SSH URL
-# (git@github.com:OWNER/NAME, ssh://git@github.com/OWNER/NAME) becomes
-# https://github.com/OWNER/NAME.git, as does a GitHub https URL without
-# .git; another https URL stays as it is. Exit 2 for credentials in the URL
-# (a user of an http URL, or user:password of any), exit 1 for anything
-# else; nothing is printed then.
-https_url() {
-    local url="$1" path authority
-    authority="${url#*://}"
-    authority="${authority%%/*}"
-    if [[ "$url" == *://* && "$authority" == *@* ]] && [[ "$url" == http* || "${authority%@*}" == *:* ]]; then
-        return 2
-    fi
-    # Nothing Helm's --set-string or a YAML scalar would read otherwise.
-    [[ "$url" =~ ^[^[:space:],\"\'\\]+$ ]] || return 1
-    case "$url" in
-        https://*)
-            [[ "$authority" == github.com ]] || {
-                printf '%s\n' "$url"
-                return 0
-            }
-            path="${url#https://github.com/}"
-            ;;
-        git@github.com:*) path="${url#git@github.com:}" ;;
-        ssh://git@github.com/*) path="${url#ssh://git@github.com/}" ;;
-        *) return 1 ;;
-    esac
-    path="${path%/}"
-    path="${path%.git}"
-    [[ "$path" =~ ^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$ ]] || return 1
-    printf 'https://github.com/%s.git\n' "$path"
-}
-
 # resolve_settings: the repository, revision and image from the flags, else
 # from the clone; refuses what Argo CD could not follow.
 resolve_settings() {
-    local given="$REPO_URL" url status=0 path
+    local given="$REPO_URL" url status=0
     if [[ -z "$given" ]]; then
         given="$(git -C "$REPO_ROOT" remote get-url origin 2>/dev/null)" \
             || die "no --repo given and this clone has no remote 'origin': pass --repo https://…"
@@ -169,10 +136,8 @@ resolve_settings() {
     fi
     [[ "$REVISION" =~ ^[^[:space:]\"\',\\]+$ ]] || die "--revision '$REVISION' is not a Git revision"
 
-    if [[ -z "$IMAGE" && "$REPO_URL" == https://github.com/* ]]; then
-        path="${REPO_URL#https://github.com/}"
-        IMAGE="ghcr.io/${path%.git}"
-        IMAGE="${IMAGE,,}"
+    if [[ -z "$IMAGE" ]]; then
+        IMAGE="$(github_image "$REPO_URL")" || IMAGE=""
     fi
     if [[ -n "$IMAGE" ]] && ! [[ "$IMAGE" =~ ^[a-z0-9]+([._-][a-z0-9]+)*(\.[a-z0-9]+([._-][a-z0-9]+)*)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$ ]]; then
         die "--image '$IMAGE' is not an image repository (REGISTRY/PATH, lowercase, no tag)"
@@ -437,7 +402,7 @@ wait_root() {
                 [[ ! "$line" =~ ^[A-Za-z]+Error:\  ]] || seen="$line"
             done <<<"${answer#*$'\n'}"
             if [[ -z "$seen" && ("$status" == Synced || "$status" == OutOfSync) ]]; then
-                log "Argo CD reads the root (sync status $status); it now syncs the platform wave by wave: kubectl --context $KUBE_CONTEXT -n $ARGOCD_NAMESPACE get applications -w"
+                log "Argo CD reads the root (sync status $status); it now syncs the platform wave by wave; follow it with deploy/argocd/install/wait.sh"
                 return 0
             fi
             [[ -z "$seen" ]] || error="$seen"
