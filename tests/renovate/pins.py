@@ -165,17 +165,15 @@ def _image(where: str, ref: str) -> Pin | None:
 # ----------------------------------------------------------------- finders
 @functools.lru_cache(maxsize=1)
 def argocd_pins() -> tuple[Pin, ...]:
-    """Every chart and upstream Git tag of every Application, in each variant
-    tests/argocd/gitops.py renders (its `*_variant()` loaders, whatever layout
-    they read). Rendered once per run."""
+    """Every chart and upstream Git tag of every Application, in both
+    variants tests/argocd/gitops.py renders (dev_variant() and prod_variant(),
+    whatever layout they read). Rendered once per run."""
     sys.path.insert(0, str(ARGOCD_TESTS))
     try:
         import gitops  # noqa: PLC0415  (tests/argocd, imported where needed)
     finally:
         sys.path.remove(str(ARGOCD_TESTS))
-    loaders = [getattr(gitops, n) for n in sorted(dir(gitops)) if n.endswith("_variant") and callable(getattr(gitops, n))]
-    if not loaders:
-        raise RuntimeError("tests/argocd/gitops.py has no *_variant() loader to read the Applications with")
+    loaders = [gitops.dev_variant, gitops.prod_variant]
     pins = []
     for load in loaders:
         variant = load()
