@@ -7,5 +7,6 @@
 mod support;
 
 mod capacity;
+mod limits;
 mod shutdown;
 mod timeouts;
