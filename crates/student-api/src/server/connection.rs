@@ -8,13 +8,16 @@
 //! the socket, calls the service, drops the response body, flushes), so
 //! [`drive`] re-reads the phase after each poll and re-arms one timer:
 //! `Idle` is bounded by the idle timeout (a new connection, which has sent
-//! nothing yet, by the header timeout), `Head` by the header timeout, the
-//! other two by nothing here (the router's request timeout bounds `Busy`).
+//! nothing yet, by the header timeout), `Head` by the header timeout,
+//! `Flushing` by the idle timeout (a client that does not read), `Busy` by
+//! nothing here (the router's request timeout bounds it).
 //!
-//! Rules: a connection is only ever closed from here while `Idle`, so no
-//! request whose first byte has been read is dropped; a request in progress
-//! is finished and its response carries `Connection: close` when the server
-//! wants the connection back (draining, or at its connection cap).
+//! Rules: a connection is closed from here while `Idle`, or when a client
+//! is too slow with its headers or its response; no request whose first
+//! byte has been read is dropped by the server's own choice (evicting,
+//! stopping). A request in progress is finished, and its response carries
+//! `Connection: close` when the server wants the connection back
+//! (draining, or at its connection cap).
 //! Imports: hyper, tokio and the router as a tower service; nothing of the
 //! rest of the application.
 
@@ -24,7 +27,6 @@ use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::Request;
@@ -208,37 +210,37 @@ pub(super) async fn drive(
             woken.set(activity.wake.notified());
         }
         // The poll above may have moved the connection to another phase.
-        let deadline = match activity.phase() {
-            Phase::Idle => {
-                let keep_alive = activity.has_served();
+        let since = shared.instant(activity.since_ms());
+        let limits = &shared.limits;
+        let (deadline, ended) = match activity.phase() {
+            Phase::Idle if activity.has_served() => {
                 if activity.is_close_requested() {
                     return Poll::Ready(Ended::Evicted);
                 }
-                // A new connection is not closed at stop: its request is
-                // likely on its way, and the header timeout bounds the wait.
-                if keep_alive && shared.is_stopping() {
+                if shared.is_stopping() {
                     return Poll::Ready(Ended::Stopped);
                 }
-                let (limit, ended): (Duration, fn() -> Ended) = if keep_alive {
-                    (shared.limits.idle_timeout, || Ended::IdleTimeout)
-                } else {
-                    (shared.limits.header_timeout, || Ended::HeaderTimeout)
-                };
-                Some((shared.instant(activity.since_ms()) + limit, ended))
+                (since + limits.idle_timeout, Ended::IdleTimeout)
             }
-            Phase::Head => Some((
-                shared.instant(activity.since_ms()) + shared.limits.header_timeout,
-                (|| Ended::HeaderTimeout) as fn() -> Ended,
-            )),
-            Phase::Busy | Phase::Flushing => None,
+            // A new connection is not closed at stop: its request is likely
+            // on its way, and the header timeout bounds the wait.
+            Phase::Idle => {
+                if activity.is_close_requested() {
+                    return Poll::Ready(Ended::Evicted);
+                }
+                (since + limits.header_timeout, Ended::HeaderTimeout)
+            }
+            Phase::Head => (since + limits.header_timeout, Ended::HeaderTimeout),
+            // A client that does not take its response for as long as it
+            // may stay idle is treated as idle.
+            Phase::Flushing => (since + limits.idle_timeout, Ended::IdleTimeout),
+            Phase::Busy => return Poll::Pending,
         };
-        if let Some((deadline, ended)) = deadline {
-            if timer.deadline() != deadline {
-                timer.as_mut().reset(deadline);
-            }
-            if timer.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(ended());
-            }
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(ended);
         }
         Poll::Pending
     })

@@ -52,7 +52,7 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// A new connection that has sent nothing is not closed to make room before
 /// this age: its request is probably on its way.
-pub const FRESH_GRACE: Duration = Duration::from_secs(1);
+const FRESH_GRACE: Duration = Duration::from_secs(1);
 
 /// How often accepting re-checks for an idle connection to close while at the cap.
 const RECHECK_AT_CAP: Duration = Duration::from_millis(100);
