@@ -5,7 +5,7 @@
 //! Rules:
 //! - At most `max_connections` connections are open. At the cap the
 //!   connection idle the longest is closed to make room (a keep-alive one,
-//!   or a new one that has sent nothing for [`FRESH_GRACE`]), responses
+//!   or a new one that has sent nothing for `FRESH_GRACE`), responses
 //!   carry `Connection: close`, and when no connection is idle accepting
 //!   pauses: new clients wait in the kernel's backlog, nothing is accepted
 //!   only to be dropped.
@@ -75,7 +75,8 @@ pub struct Limits {
     /// Longest a new connection may take to send its first request's
     /// headers, and any request its headers from their first byte.
     pub header_timeout: Duration,
-    /// Longest a keep-alive connection may wait for its next request.
+    /// Longest a keep-alive connection may wait for its next request, and
+    /// a client may leave its response unread.
     pub idle_timeout: Duration,
     pub max_connections: usize,
 }
