@@ -122,3 +122,109 @@ async fn at_the_cap_with_no_idle_connection_new_clients_wait_in_the_backlog_unti
     let waited = third.read_response(Duration::from_secs(5)).await.unwrap();
     assert_eq!(waited.status, 200);
 }
+
+/// The lowest descriptor number the process does not use: with the soft
+/// limit there, it cannot open another (`accept` fails with EMFILE).
+fn lowest_free_descriptor(pid: u32) -> usize {
+    let used: std::collections::HashSet<usize> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    (0..=used.len()).find(|n| !used.contains(n)).unwrap()
+}
+
+/// CPU time the process has used, in clock ticks (user + system).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// Sets the soft open-file limit of a running process (the hard one stays:
+/// raising it back would need CAP_SYS_RESOURCE).
+fn set_open_file_limit(pid: u32, limit: usize) {
+    let status = std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), &format!("--nofile={limit}:")])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn out_of_descriptors_accepting_backs_off_frees_an_idle_connection_and_recovers() {
+    if std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: prlimit (util-linux) is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path(), &[]).await;
+    let pid = service.pid();
+    let healthcheck = request("GET", "/healthcheck", &[], None);
+
+    // No descriptor left and no idle connection to close: accepting fails
+    // and backs off, without spinning. (First the readiness probe's
+    // connection must be gone, or closing it would free a descriptor.)
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    set_open_file_limit(pid, lowest_free_descriptor(pid));
+    let mut waiting = Conn::open(service.port).await.unwrap();
+    waiting.write(healthcheck.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = cpu_ticks(pid);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let spent = cpu_ticks(pid) - before;
+    assert!(spent < 20, "{spent} ticks of CPU in 2 s of failing accepts");
+    let failures = |service: &Service| {
+        service
+            .log_lines()
+            .iter()
+            .filter(|l| {
+                l["message"] == "cannot accept connections; closing an idle one and pausing accepts"
+            })
+            .count()
+    };
+    assert_eq!(
+        failures(&service),
+        1,
+        "logged once, not per attempt:\n{}",
+        service.log_text()
+    );
+
+    // Descriptors again: the waiting client is served, no restart needed.
+    set_open_file_limit(pid, 1024);
+    let answer = waiting.read_response(Duration::from_secs(3)).await.unwrap();
+    assert_eq!(answer.status, 200);
+    assert!(
+        service.log_line("accepting connections again").is_some(),
+        "{}",
+        service.log_text()
+    );
+
+    // Out of descriptors with idle keep-alive connections: one is closed
+    // to free a descriptor, and the new client is served.
+    let mut idle = Vec::new();
+    for _ in 0..5 {
+        let mut conn = Conn::open(service.port).await.unwrap();
+        conn.write(healthcheck.as_bytes()).await.unwrap();
+        conn.read_response(Duration::from_secs(5)).await.unwrap();
+        idle.push(conn);
+    }
+    set_open_file_limit(pid, lowest_free_descriptor(pid));
+    for attempt in 0..3 {
+        let mut client = Conn::open(service.port).await.unwrap();
+        client.write(healthcheck.as_bytes()).await.unwrap();
+        let answer = client
+            .read_response(Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|err| panic!("attempt {attempt}: no answer ({err:?})"));
+        assert_eq!(answer.status, 200);
+    }
+}
