@@ -116,7 +116,8 @@ pub struct ServerArgs {
     /// Longest a request may take before it is answered with 503.
     #[arg(long, env = "REQUEST_TIMEOUT", value_name = "REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
     pub request_timeout: Duration,
-    /// Longest in-flight requests may run after SIGTERM before the process exits.
+    /// Once accepting stops (SHUTDOWN_DELAY after SIGTERM), longest the
+    /// requests already started may run before the process exits.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", value_name = "SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration, global = true)]
     pub shutdown_timeout: Duration,
     /// Longest the readiness check waits for the database.
