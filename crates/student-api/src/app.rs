@@ -1,9 +1,11 @@
 //! The running service: binds its listeners, serves until told to stop, and
-//! shuts down in order (readiness off, stop accepting, drain in-flight
-//! requests within a bound, close the pool).
+//! shuts down in order (readiness off and `Connection: close` for
+//! SHUTDOWN_DELAY while still serving, then stop accepting, answer the
+//! requests already started within SHUTDOWN_TIMEOUT, close the pool).
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +17,11 @@ use crate::config::{DatabaseTarget, ServeConfig};
 use crate::http::error::cause_chain;
 use crate::http::{self, AppState, Health, Metrics, RouterOptions};
 use crate::secrets::Credentials;
+use crate::server::{self, ConnectionMetrics, Limits, Server, Stage};
 use crate::storage::{StorageError, Store};
+
+/// Connections the separate metrics listener holds at most (scrapers and probes).
+const METRICS_MAX_CONNECTIONS: usize = 16;
 
 pub struct Application {
     listener: TcpListener,
@@ -25,11 +31,32 @@ pub struct Application {
     state: AppState,
     credentials: Option<Credentials>,
     config: ServeConfig,
+    limits: Limits,
+    connection_metrics: ConnectionMetrics,
 }
 
 impl Application {
     /// Connects the store (migrating SQLite), and binds the listeners.
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        // First, before anything opens a descriptor: the cap on client
+        // connections must leave room under the limit for the rest.
+        let open_files = server::raise_open_file_limit();
+        let metrics_connections = if config.server.metrics_addr.is_some() {
+            METRICS_MAX_CONNECTIONS
+        } else {
+            0
+        };
+        let max_connections = server::connection_cap(
+            usize::try_from(config.server.http_max_connections).unwrap_or(usize::MAX),
+            open_files,
+            server::reserved_descriptors(config.pool.max_connections, metrics_connections),
+        )
+        .context("HTTP_MAX_CONNECTIONS")?;
+        let limits = Limits {
+            header_timeout: config.server.http_header_timeout,
+            idle_timeout: config.server.http_idle_timeout,
+            max_connections,
+        };
         let OpenStore { store, credentials } = OpenStore::open(&config).await?;
         if let Store::Sqlite(_) = store {
             // The embedded default migrates itself so a first run just works;
@@ -51,6 +78,9 @@ impl Application {
                 .context("cannot render the OpenAPI document")?
                 .into(),
         };
+        let connection_metrics =
+            ConnectionMetrics::register(state.metrics.registry(), max_connections)
+                .context("cannot register metrics")?;
         let (listener, local_addr) = bind(config.server.listen_addr, "LISTEN_ADDR").await?;
         let (metrics_listener, metrics_addr) = match config.server.metrics_addr {
             Some(addr) => {
@@ -67,6 +97,8 @@ impl Application {
             state,
             credentials,
             config,
+            limits,
+            connection_metrics,
         })
     }
 
@@ -98,53 +130,83 @@ impl Application {
             state,
             credentials,
             config,
+            limits,
+            connection_metrics,
         } = self;
         let options = RouterOptions {
             request_timeout: config.server.request_timeout,
             serve_metrics: metrics_listener.is_none(),
         };
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let (stage_tx, stage_rx) = watch::channel(Stage::Serving);
         let health = state.health.clone();
+        let delay = config.server.shutdown_delay;
         tokio::spawn(async move {
             shutdown.await;
             health.begin_shutdown();
-            tracing::info!("shutdown requested: readiness is now failing, draining requests");
-            let _ = stop_tx.send(true);
+            let _ = stage_tx.send(Stage::Draining);
+            // Load balancers notice readiness failing (and Kubernetes removes
+            // the endpoint) some time after the signal: keep answering what
+            // they still send meanwhile, telling clients to reconnect.
+            tracing::info!(
+                delay = %humantime::format_duration(delay),
+                "shutdown requested: readiness is now failing; still serving, with Connection: close, for SHUTDOWN_DELAY"
+            );
+            tokio::time::sleep(delay).await;
+            let _ = stage_tx.send(Stage::Stopping);
         });
 
         let metrics_server = metrics_listener.zip(metrics_addr).map(|(listener, addr)| {
-            let app = http::metrics_router(state.clone());
             tracing::info!(%addr, "serving metrics");
-            tokio::spawn(
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stopped(stop_rx.clone()))
-                    .into_future(),
+            let limits = Limits {
+                max_connections: METRICS_MAX_CONNECTIONS,
+                ..limits
+            };
+            Server::new(
+                listener,
+                http::metrics_router(state.clone()),
+                "metrics",
+                limits,
+                None,
             )
+            .serve(stage_rx.clone())
         });
 
         tracing::info!(
             addr = %local_addr,
             database = %config.database,
             version = env!("CARGO_PKG_VERSION"),
+            max_connections = limits.max_connections,
             "serving the API"
         );
-        let app = http::router(state.clone(), options);
-        let server = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
-        let mut server = std::pin::pin!(server.into_future());
-
-        // Bound the drain: once shutdown begins, in-flight requests get
-        // SHUTDOWN_TIMEOUT to finish before the process stops waiting.
-        tokio::select! {
-            result = &mut server => result.context("the HTTP server failed")?,
-            () = async {
-                stopped(stop_rx).await;
-                tokio::time::sleep(config.server.shutdown_timeout).await;
-            } => {
-                tracing::warn!(timeout = ?config.server.shutdown_timeout, "in-flight requests did not finish in time; stopping anyway");
+        let api_server = Server::new(
+            listener,
+            http::router(state.clone(), options),
+            "api",
+            limits,
+            Some(connection_metrics),
+        )
+        .serve(stage_rx.clone());
+        {
+            let servers = pin!(async move {
+                match metrics_server {
+                    Some(metrics_server) => {
+                        tokio::join!(api_server, metrics_server);
+                    }
+                    None => api_server.await,
+                }
+            });
+            // Bound the drain: once accepting stops, the requests already
+            // started get SHUTDOWN_TIMEOUT to finish; dropping the servers
+            // then closes whatever is left.
+            tokio::select! {
+                () = servers => {}
+                () = async {
+                    stopped(stage_rx).await;
+                    tokio::time::sleep(config.server.shutdown_timeout).await;
+                } => {
+                    tracing::warn!(timeout = ?config.server.shutdown_timeout, "in-flight requests did not finish in time; stopping anyway");
+                }
             }
-        }
-        if let Some(handle) = metrics_server {
-            handle.abort();
         }
         // A connection still being opened to a hung database would hold
         // close() until its connect gives up; do not wait longer than the bound.
@@ -158,9 +220,9 @@ impl Application {
     }
 }
 
-/// Resolves once the stop flag is raised.
-async fn stopped(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
+/// Resolves once the servers are told to stop accepting.
+async fn stopped(mut rx: watch::Receiver<Stage>) {
+    let _ = rx.wait_for(|stage| *stage == Stage::Stopping).await;
 }
 
 async fn bind(addr: SocketAddr, var: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {

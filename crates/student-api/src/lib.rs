@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod secrets;
+pub mod server;
 pub mod storage;
 pub mod telemetry;
 

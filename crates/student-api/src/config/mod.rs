@@ -116,12 +116,27 @@ pub struct ServerArgs {
     /// Longest a request may take before it is answered with 503.
     #[arg(long, env = "REQUEST_TIMEOUT", value_name = "REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
     pub request_timeout: Duration,
-    /// Longest in-flight requests may run after SIGTERM before the process exits.
+    /// Once accepting stops (SHUTDOWN_DELAY after SIGTERM), longest the
+    /// requests already started may run before the process exits.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", value_name = "SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration, global = true)]
     pub shutdown_timeout: Duration,
     /// Longest the readiness check waits for the database.
     #[arg(long, env = "READINESS_TIMEOUT", value_name = "READINESS_TIMEOUT", default_value = "1s", value_parser = parse_duration, global = true)]
     pub readiness_timeout: Duration,
+    /// After SIGTERM, how long to keep accepting and serving (readiness failing,
+    /// every response with `Connection: close`) before connections stop; 0s for none.
+    #[arg(long, env = "SHUTDOWN_DELAY", value_name = "SHUTDOWN_DELAY", default_value = "5s", value_parser = parse_duration_or_zero, global = true)]
+    pub shutdown_delay: Duration,
+    /// Longest a client may take to send a request's headers, from its first
+    /// byte (on a new connection, from the connection's opening).
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT", value_name = "HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub http_header_timeout: Duration,
+    /// Longest a keep-alive connection may wait for its next request.
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT", value_name = "HTTP_IDLE_TIMEOUT", default_value = "2m", value_parser = parse_duration, global = true)]
+    pub http_idle_timeout: Duration,
+    /// Most client connections open at once; lowered to fit the open-file limit.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", value_name = "HTTP_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub http_max_connections: u32,
 }
 
 /// Parses durations such as `500ms`, `3s` or `1m 30s`.
@@ -132,6 +147,11 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
         return Err("must be greater than zero".to_owned());
     }
     Ok(duration)
+}
+
+/// Like [`parse_duration`], but `0s` is allowed (the setting is then off).
+pub fn parse_duration_or_zero(raw: &str) -> Result<Duration, String> {
+    humantime::parse_duration(raw).map_err(|e| format!("{e} (examples: 0s, 500ms, 3s, 1m)"))
 }
 
 /// Where PostgreSQL credentials come from while the service runs.
@@ -209,6 +229,8 @@ mod tests {
         assert_eq!(parse_duration("1m 30s").unwrap(), Duration::from_secs(90));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_duration_or_zero("0s").unwrap(), Duration::ZERO);
+        assert!(parse_duration_or_zero("soon").is_err());
     }
 
     #[test]

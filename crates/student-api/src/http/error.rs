@@ -34,6 +34,10 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("request body is larger than the limit of {limit_kib} KiB")]
     PayloadTooLarge { limit_kib: usize },
+    #[error("request target (path and query) is longer than the limit of {limit_kib} KiB")]
+    UriTooLong { limit_kib: usize },
+    #[error("request header fields are larger than the limit of {limit_kib} KiB")]
+    HeadersTooLarge { limit_kib: usize },
     #[error("request body has invalid fields")]
     Validation(FieldErrors),
     #[error("no student with id {0}")]
@@ -129,6 +133,11 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type")
             }
             Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large"),
+            Self::UriTooLong { .. } => (StatusCode::URI_TOO_LONG, "uri-too-long"),
+            Self::HeadersTooLarge { .. } => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers-too-large",
+            ),
             Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
             Self::StudentNotFound(_) | Self::RouteNotFound(_) => {
                 (StatusCode::NOT_FOUND, "not-found")
@@ -155,10 +164,19 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut problem = Problem::new(status, slug, self.to_string());
+        let unread_body = matches!(self, Self::PayloadTooLarge { .. });
         if let Self::Validation(errors) = self {
             problem.errors = Some(errors);
         }
-        problem.into_response_with_status()
+        let mut response = problem.into_response_with_status();
+        if unread_body {
+            // The rest of the body is not read: the connection cannot carry
+            // another request, and the client should know before it tries.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 

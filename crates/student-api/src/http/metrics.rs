@@ -98,6 +98,11 @@ impl Metrics {
         })
     }
 
+    /// The registry, for series kept by other modules (connections).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Records one answered request.
     pub fn observe(&self, method: &Method, route: &str, status: StatusCode, elapsed: Duration) {
         self.requests

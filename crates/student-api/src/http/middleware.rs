@@ -1,5 +1,6 @@
 //! Cross-cutting request handling: request ids, the access log and HTTP
-//! metrics, timeouts, panics, and the JSON answers for unknown routes and
+//! metrics, limits on the request line, header fields and declared body
+//! size, timeouts, panics, and the JSON answers for unknown routes and
 //! methods.
 //!
 //! Rules: every response, including those made here, is JSON and carries
@@ -10,13 +11,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, Uri};
+use axum::http::{header, HeaderName, HeaderValue, Method, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower::BoxError;
 use tracing::Instrument;
 
 use super::error::ApiError;
+use super::extract::BODY_LIMIT_BYTES;
 use super::metrics::{Metrics, UNMATCHED_ROUTE};
 
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -88,6 +90,56 @@ pub async fn observe(
         "request completed"
     );
     response
+}
+
+/// Longest request target (path and query) answered; longer is a 414.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Largest header section (names, values, separators) answered; larger is a 431.
+/// The HTTP parser reads heads up to twice that (`server::MAX_HEAD_BYTES`),
+/// so these requests get a problem document, not the parser's empty answer.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Refuses, before anything reads the body, a request over the limits: a
+/// declared `Content-Length` above the body limit is answered 413 at once,
+/// so an `Expect: 100-continue` client is never invited to send it.
+pub async fn enforce_request_limits(request: Request, next: Next) -> Response {
+    match check_request_limits(&request) {
+        Ok(()) => next.run(request).await,
+        Err(err) => err.into_response(),
+    }
+}
+
+fn check_request_limits(request: &Request) -> Result<(), ApiError> {
+    let uri = request.uri();
+    let target = uri.path().len() + uri.query().map_or(0, |query| query.len() + 1);
+    if target > MAX_URI_BYTES {
+        return Err(ApiError::UriTooLong {
+            limit_kib: MAX_URI_BYTES / 1024,
+        });
+    }
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Err(ApiError::HeadersTooLarge {
+            limit_kib: MAX_HEADER_BYTES / 1024,
+        });
+    }
+    // The HTTP parser has already refused a Content-Length that is not a number.
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > BODY_LIMIT_BYTES as u64) {
+        return Err(ApiError::PayloadTooLarge {
+            limit_kib: BODY_LIMIT_BYTES / 1024,
+        });
+    }
+    Ok(())
 }
 
 /// Turns a panic in a handler into an opaque 500; the panic message is logged.

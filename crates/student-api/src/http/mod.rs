@@ -1,8 +1,9 @@
 //! The HTTP interface: the router the binary serves and the tests drive.
 //!
 //! Layers, outermost first: request id (sanitised, generated, propagated),
-//! access log and metrics, panic catcher, request timeout, compression,
-//! body limit. Every route lives in its resource module and is merged here.
+//! access log and metrics, request limits (target, header fields, declared
+//! body size), panic catcher, request timeout, compression, body limit.
+//! Every route lives in its resource module and is merged here.
 
 pub mod error;
 mod extract;
@@ -76,6 +77,9 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
                 .layer(axum::middleware::from_fn_with_state(
                     state.metrics.clone(),
                     middleware::observe,
+                ))
+                .layer(axum::middleware::from_fn(
+                    middleware::enforce_request_limits,
                 ))
                 .layer(CatchPanicLayer::custom(middleware::panic_response))
                 .layer(HandleErrorLayer::new(middleware::layer_error_response))

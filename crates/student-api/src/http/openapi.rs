@@ -14,7 +14,7 @@ use super::students::{StudentInput, StudentPage, StudentPatchInput, StudentView}
 #[openapi(
     info(
         title = "student-api",
-        description = "REST API for student records. Errors are RFC 9457 problem documents (`application/problem+json`).",
+        description = "REST API for student records. Errors are RFC 9457 problem documents (`application/problem+json`). Any operation may also answer 414 (request target over 8 KiB) or 431 (header fields over 32 KiB).",
     ),
     paths(
         super::students::create_student,

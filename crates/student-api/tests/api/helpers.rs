@@ -112,9 +112,13 @@ impl Drop for TestDb {
     }
 }
 
-/// Builds a serve configuration from command-line style flags.
+/// Builds a serve configuration from command-line style flags. Shutdown
+/// starts stopping at once unless a test asks for a `--shutdown-delay`.
 pub fn config(flags: &[&str]) -> ServeConfig {
     let mut argv = vec!["student-api", "--listen-addr=127.0.0.1:0"];
+    if !flags.iter().any(|f| f.starts_with("--shutdown-delay")) {
+        argv.push("--shutdown-delay=0s");
+    }
     argv.extend_from_slice(flags);
     Cli::try_parse_from(argv)
         .expect("valid flags")

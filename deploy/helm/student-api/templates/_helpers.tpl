@@ -103,9 +103,9 @@ that depends on them.
 {{- fail "database.credentials.vault: dbCredsPath or kvPath is required with source vault" }}
 {{- end }}
 {{- end }}
-{{- $drain := add .Values.lifecycle.preStopSleepSeconds .Values.config.shutdownTimeoutSeconds }}
+{{- $drain := add .Values.lifecycle.preStopSleepSeconds .Values.config.shutdownDelaySeconds .Values.config.shutdownTimeoutSeconds }}
 {{- if le (int .Values.terminationGracePeriodSeconds) (int $drain) }}
-{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed lifecycle.preStopSleepSeconds + config.shutdownTimeoutSeconds (%d)" (int .Values.terminationGracePeriodSeconds) (int $drain)) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed lifecycle.preStopSleepSeconds + config.shutdownDelaySeconds + config.shutdownTimeoutSeconds (%d)" (int .Values.terminationGracePeriodSeconds) (int $drain)) }}
 {{- end }}
 {{- if eq .Values.ports.http .Values.ports.metrics }}
 {{- fail "ports.http and ports.metrics must differ" }}
