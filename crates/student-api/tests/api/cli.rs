@@ -117,7 +117,7 @@ async fn migrate_accepts_postgres_parts_a_password_file_and_a_kubernetes_port() 
 
     assert!(first.status.success(), "{}", output_text(&first));
     assert!(
-        output_text(&first).contains(r#""applied":1"#),
+        output_text(&first).contains(r#""applied":2"#),
         "{}",
         output_text(&first)
     );
@@ -182,7 +182,7 @@ async fn migrate_waits_for_a_database_that_comes_up_late() {
     let text = output_text(&output);
     assert!(output.status.success(), "{text}");
     assert!(text.contains("waiting for the database"), "{text}");
-    assert!(text.contains(r#""applied":1"#), "{text}");
+    assert!(text.contains(r#""applied":2"#), "{text}");
 }
 
 #[test]
