@@ -89,6 +89,58 @@ fn postgres_parts_without_a_user_fail_fast_naming_the_variable() {
     assert!(output_text(&output).contains("POSTGRES_USER is required when POSTGRES_HOST is set"));
 }
 
+#[test]
+fn a_database_url_with_an_unencoded_hash_or_at_fails_fast_without_echoing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        "postgres://app:Hx7@Pass#Qz@127.0.0.1:5432/school",
+        "postgres://app:Zq@Vw@127.0.0.1:5432/school",
+    ] {
+        let output = command(dir.path())
+            .env("DATABASE_URL", url)
+            .output()
+            .unwrap();
+        let text = output_text(&output);
+        assert_eq!(output.status.code(), Some(2), "{text}");
+        assert!(text.contains("DATABASE_URL: "), "{text}");
+        for part in ["Hx7", "Pass", "Qz", "Zq", "Vw"] {
+            assert!(!text.contains(part), "{part} printed: {text}");
+        }
+    }
+}
+
+#[test]
+fn an_unreadable_sslrootcert_stops_the_service_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = command(dir.path())
+        .env(
+            "DATABASE_URL",
+            "postgres://app:unused@127.0.0.1:1/school?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+        )
+        .env("LISTEN_ADDR", format!("127.0.0.1:{}", free_port()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the service kept running with an unreadable sslrootcert");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = output_text(&child.wait_with_output().unwrap());
+    assert!(!status.success(), "{text}");
+    assert!(text.contains("sslrootcert"), "{text}");
+    assert!(text.contains("DATABASE_URL"), "{text}");
+    assert!(!text.contains("unused"), "{text}");
+}
+
 #[tokio::test]
 async fn migrate_accepts_postgres_parts_a_password_file_and_a_kubernetes_port() {
     let (db, url) = TestDb::create(Backend::Postgres).await;
