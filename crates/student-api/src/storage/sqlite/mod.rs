@@ -303,3 +303,33 @@ fn sync_directory(dir: &Path) -> std::io::Result<()> {
     let _ = dir;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_connection_syncs_each_commit_and_keeps_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = PoolSettings {
+            max_connections: 2,
+            acquire_timeout: Duration::from_secs(3),
+            statement_timeout: Duration::from_secs(5),
+        };
+        let options = SqliteConnectOptions::new().filename(dir.path().join("data/students.db"));
+        let store = SqliteStore::connect(options, &settings).await.unwrap();
+        let mut conn = store.checkout().await.unwrap();
+        // 2 is FULL: NORMAL (1) would lose the last commits on a power loss.
+        let synchronous: i64 = sqlx::query_scalar("pragma synchronous")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(synchronous, 2);
+        drop(conn);
+        let options = store.pool.options();
+        assert_eq!(options.get_idle_timeout(), None);
+        assert_eq!(options.get_max_lifetime(), None);
+        assert!(store.files.is_some(), "the files are checked");
+        store.check_files().unwrap();
+    }
+}
