@@ -229,3 +229,30 @@ async fn a_deleted_database_file_fails_every_write_and_readiness() {
     assert_problem(response, 503).await;
     assert_eq!(ready(&app).await.0, 503);
 }
+
+/// PostgreSQL reports the same faults by SQLSTATE; a trigger raises them
+/// here as the server would on a full or failing disk.
+#[tokio::test]
+async fn postgres_disk_full_is_a_507_and_an_io_error_a_503() {
+    use sqlx::Connection;
+    let app = TestApp::spawn(crate::helpers::Backend::Postgres).await;
+    let mut db = sqlx::PgConnection::connect(app.database_url.as_deref().unwrap())
+        .await
+        .unwrap();
+    for (sqlstate, status, kind) in [("53100", 507, "full"), ("58030", 503, "io")] {
+        sqlx::raw_sql(&format!(
+            "create or replace function fail_write() returns trigger language plpgsql as $$
+             begin raise exception 'storage says no' using errcode = '{sqlstate}'; end $$;
+             drop trigger if exists fail_write on students;
+             create trigger fail_write before insert on students
+                 for each row execute function fail_write();"
+        ))
+        .execute(&mut db)
+        .await
+        .unwrap();
+        let response = app.send_json(Method::POST, PATH, &student("Refused")).await;
+        assert_eq!(response.headers()["retry-after"], "5");
+        assert_problem(response, status).await;
+        assert_eq!(storage_errors(&app, kind).await, 1, "{kind}");
+    }
+}
