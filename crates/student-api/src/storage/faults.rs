@@ -11,7 +11,7 @@
 //! succeeds shows the file is back. Imports nothing but storage errors.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
@@ -91,6 +91,9 @@ struct Condition {
 pub struct FaultMonitor {
     counts: [AtomicU64; StorageFault::ALL.len()],
     condition: Mutex<Option<Condition>>,
+    /// Whether `condition` holds a fault: lets every successful operation
+    /// pass without taking the lock while storage is fine.
+    faulty: AtomicBool,
 }
 
 impl FaultMonitor {
@@ -110,8 +113,10 @@ impl FaultMonitor {
                         fault: *fault,
                         since: SystemTime::now(),
                     });
+                    self.faulty.store(true, Ordering::Release);
                 }
             }
+            Ok(_) if !self.faulty.load(Ordering::Acquire) => {}
             Ok(_) => {
                 let mut condition = self.lock();
                 let Some(current) = *condition else { return };
@@ -127,6 +132,7 @@ impl FaultMonitor {
                         "storage fault over: {}", current.fault
                     );
                     *condition = None;
+                    self.faulty.store(false, Ordering::Release);
                 }
             }
             Err(_) => {}
