@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark of student-api on PostgreSQL, measured against pgbench's
-# select-only ceiling on the same machine, plus idle memory and SQLite
-# startup time. Everything runs on 127.0.0.1, every load run is bounded in
+# select-only ceiling on the same machine, plus POST throughput on SQLite,
+# idle memory and SQLite startup time. Everything runs on 127.0.0.1, every load run is bounded in
 # time, and every process and directory it creates is removed on exit.
 #
 # Usage: bash bench/run.sh   (or: make bench)
@@ -30,7 +30,7 @@ CONNECTIONS="${BENCH_CONNECTIONS:-16}"
 STUDENTS="${BENCH_STUDENTS:-10000}"
 STARTUP_RUNS="${BENCH_STARTUP_RUNS:-5}"
 BENCH_DIR="$REPO_ROOT/bench"
-BIN="$REPO_ROOT/target/release/student-api"
+BIN="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/student-api"
 SCENARIOS=(get_by_id list create)
 
 # Targets.
@@ -166,28 +166,50 @@ log "student-api $VERSION ready on $BASE (pid $SERVICE_PID), idle RSS ${RSS_MB} 
 # ---------------------------------------------------------------------------
 declare -A RESULT
 ERRORS_TOTAL=0
-for s in "${SCENARIOS[@]}"; do
-    header "wrk: $s (warm-up ${SECONDS_WARMUP}s, then ${SECONDS_RUN}s)"
+# run_wrk SCENARIO LABEL LOGFILE: warm-up, then the measured run of
+# bench/SCENARIO.lua against $BASE; the measured BENCH line goes to RESULT[LABEL].
+run_wrk() {
+    local s="$1" label="$2" logfile="$3" phase d out line errs
+    header "wrk: $label (warm-up ${SECONDS_WARMUP}s, then ${SECONDS_RUN}s)"
     for phase in warmup measure; do
         if [[ "$phase" == warmup ]]; then d="$SECONDS_WARMUP"; else d="$SECONDS_RUN"; fi
-        out="$WORK/wrk-$s-$phase.txt"
+        out="$WORK/wrk-$label-$phase.txt"
         BENCH_MAX_ID="$STUDENTS" wrk -t "$THREADS" -c "$CONNECTIONS" -d "${d}s" --latency \
             -s "$BENCH_DIR/$s.lua" "$BASE" -- "$phase" >"$out" 2>&1 \
-            || { cat "$out" >&2; die "wrk failed ($s, $phase)"; }
-        line="$(grep '^BENCH ' "$out")" || { cat "$out" >&2; die "no BENCH line from wrk ($s)"; }
+            || { cat "$out" >&2; die "wrk failed ($label, $phase)"; }
+        line="$(grep '^BENCH ' "$out")" || { cat "$out" >&2; die "no BENCH line from wrk ($label)"; }
         errs=$(($(field "$line" non2xx) + $(field "$line" socket_errors)))
         ERRORS_TOTAL=$((ERRORS_TOTAL + errs))
-        ((errs == 0)) || warn "$s ($phase): $errs failed requests"
+        ((errs == 0)) || warn "$label ($phase): $errs failed requests"
     done
     cat "$out"
-    RESULT[$s]="$line"
-done
+    RESULT[$label]="$line"
+    # Not-2xx responses leave their cause in the service log.
+    if ((errs > 0)); then
+        warn "last lines of the service log:"
+        tail -n 20 "$logfile" >&2 || true
+    fi
+}
 
-# Not-2xx responses leave their cause in the service log.
-if ((ERRORS_TOTAL > 0)); then
-    warn "last lines of the service log:"
-    tail -n 20 "$WORK/service.log" >&2 || true
+for s in "${SCENARIOS[@]}"; do
+    run_wrk "$s" "$s" "$WORK/service.log"
+done
+stop_service
+
+# ---------------------------------------------------------------------------
+# Writes on SQLite: every 201 is a commit synced to disk (synchronous=FULL),
+# so this measures the file system's sync latency as much as the service.
+header "starting student-api on SQLite (a fresh file in $WORK)"
+PORT="$(free_port)"
+BASE="http://127.0.0.1:$PORT"
+DATABASE_URL="sqlite://$WORK/sqlite/students.db" LISTEN_ADDR="127.0.0.1:$PORT" LOG_FORMAT=json RUST_LOG=warn \
+    "$BIN" serve >"$WORK/service-sqlite.log" 2>&1 &
+SERVICE_PID=$!
+if ! wait_http "$BASE/ready" 30 "$SERVICE_PID"; then
+    tail -n 30 "$WORK/service-sqlite.log" >&2 || true
+    die "student-api did not become ready on SQLite"
 fi
+run_wrk create create_sqlite "$WORK/service-sqlite.log"
 stop_service
 
 # ---------------------------------------------------------------------------
@@ -205,7 +227,7 @@ cpu="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
 printf 'student-api %s on PostgreSQL, %s cores (%s); wrk -t%s -c%s -d%ss; %s seeded students\n\n' \
     "$VERSION" "$(nproc)" "${cpu:-unknown CPU}" "$THREADS" "$CONNECTIONS" "$SECONDS_RUN" "$STUDENTS"
 printf '%-26s %12s %9s %9s %7s %14s\n' scenario requests/s "p50 ms" "p99 ms" errors "x pgbench tps"
-for s in "${SCENARIOS[@]}"; do
+for s in "${SCENARIOS[@]}" create_sqlite; do
     line="${RESULT[$s]}"
     rps="$(field "$line" rps)"
     printf '%-26s %12s %9s %9s %7s %14s\n' "$s" "$rps" "$(field "$line" p50_ms)" "$(field "$line" p99_ms)" \

@@ -58,7 +58,7 @@ impl Application {
             max_connections,
         };
         let OpenStore { store, credentials } = OpenStore::open(&config).await?;
-        if let Store::Sqlite(_) = store {
+        if store.is_embedded() {
             // The embedded default migrates itself so a first run just works;
             // PostgreSQL is migrated by `student-api migrate` (an init container).
             let applied = store
@@ -243,6 +243,10 @@ impl OpenStore {
     async fn open(config: &ServeConfig) -> anyhow::Result<Self> {
         let (store, credentials) = match &config.database {
             DatabaseTarget::Postgres(base) => {
+                // Before asking any credential source: a root certificate
+                // that cannot be read is a setting to fix, not an outage.
+                crate::storage::check_postgres_settings(base)
+                    .context("DATABASE_URL: its sslrootcert (or PGSSLROOTCERT) cannot be used")?;
                 let credentials = Credentials::start(&config.credentials, base.clone())
                     .await
                     .with_context(|| {

@@ -260,6 +260,7 @@ fn parse_database_url(url: &str) -> Result<DatabaseTarget, ConfigError> {
     let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
     match scheme {
         "postgres" | "postgresql" => {
+            check_unambiguous(url).map_err(invalid)?;
             url::Url::parse(url).map_err(|e| invalid(format!("not a valid URL: {e}")))?;
             PgConnectOptions::from_str(url)
                 .map(DatabaseTarget::Postgres)
@@ -273,6 +274,30 @@ fn parse_database_url(url: &str) -> Result<DatabaseTarget, ConfigError> {
                 .to_owned(),
         )),
     }
+}
+
+/// Refuses a PostgreSQL URL that parsers would read differently from what
+/// was meant: a password holding an unencoded `#` makes the rest a
+/// fragment, and an unencoded `@`, `/` or `?` in it moves the host into the
+/// password or the password into the host (which the log then shows). A
+/// connection URL has no fragment and exactly one `@`, before the host.
+fn check_unambiguous(url: &str) -> Result<(), String> {
+    const ENCODE: &str = "percent-encode them in the user name and password \
+                          ('@' as %40, '#' as %23, '/' as %2F, '?' as %3F)";
+    if url.contains('#') {
+        return Err(format!(
+            "contains '#', which starts a URL fragment; {ENCODE}"
+        ));
+    }
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    if authority.matches('@').count() > 1 || tail.contains('@') {
+        return Err(format!(
+            "has an '@' other than the one before the host; {ENCODE}"
+        ));
+    }
+    Ok(())
 }
 
 /// Accepts `5432` and the `tcp://10.0.0.7:5432` value Kubernetes injects into
@@ -336,6 +361,34 @@ mod tests {
             .to_string();
         assert!(err.starts_with("DATABASE_URL: not a valid URL"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn a_url_with_an_unencoded_hash_or_at_is_refused_without_echoing_it() {
+        for url in [
+            "postgres://app:Hx7#Qz@db.internal:5432/school",
+            "postgres://app:Zq@Vw#K9@db.internal:5432/school",
+            "postgres://app:Pz@Qr@db.internal:5432/school",
+            "postgres://app:41/Xy@db.internal:5432/school",
+            "postgres://app:Mm?Kk@db.internal/school",
+        ] {
+            let err = args(&[&format!("--database-url={url}")])
+                .target()
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("DATABASE_URL: "), "{err}");
+            assert!(err.contains("percent-encode"), "{err}");
+            for secret in [
+                "Hx7", "Qz", "Zq", "Vw", "K9", "Pz", "Qr", "41", "Xy", "Mm", "Kk",
+            ] {
+                assert!(!err.contains(secret), "{secret} in {err}");
+            }
+        }
+        let target =
+            args(&["--database-url=postgres://app:p%40ss%23w%2Fd@db.internal:5432/school"])
+                .target()
+                .unwrap();
+        assert_eq!(target.to_string(), "postgres at db.internal:5432/school");
     }
 
     #[test]

@@ -14,9 +14,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::storage::StorageError;
+use crate::storage::{StorageError, StorageFault};
 
-/// Seconds a client should wait before retrying a 503.
+/// Seconds a client should wait before retrying a 503 or a 507.
 pub const RETRY_AFTER_SECS: u32 = 5;
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
@@ -50,6 +50,10 @@ pub enum ApiError {
     EmailTaken,
     #[error("the service cannot reach its database right now; retry later")]
     Unavailable(#[source] StorageError),
+    #[error("the database has no space left to store this change; retry later")]
+    InsufficientStorage(#[source] StorageError),
+    #[error("the database cannot store data right now; retry later")]
+    StorageFault(#[source] StorageError),
     #[error("the request took too long and was abandoned; retry later")]
     Timeout,
     #[error("internal error")]
@@ -61,6 +65,8 @@ impl From<StorageError> for ApiError {
         match err {
             StorageError::EmailTaken => Self::EmailTaken,
             StorageError::Unavailable(_) => Self::Unavailable(err),
+            StorageError::Fault(StorageFault::Full, _) => Self::InsufficientStorage(err),
+            StorageError::Fault(..) => Self::StorageFault(err),
             other => Self::Internal(other.into()),
         }
     }
@@ -115,7 +121,7 @@ impl Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
         );
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::INSUFFICIENT_STORAGE {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
@@ -144,7 +150,12 @@ impl ApiError {
             }
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed"),
             Self::EmailTaken => (StatusCode::CONFLICT, "email-taken"),
-            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Unavailable(_) | Self::StorageFault(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+            Self::InsufficientStorage(_) => {
+                (StatusCode::INSUFFICIENT_STORAGE, "insufficient-storage")
+            }
             Self::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -160,6 +171,11 @@ impl IntoResponse for ApiError {
             }
             Self::Unavailable(err) => {
                 tracing::warn!(error = %cause_chain(err), "database unavailable");
+            }
+            // The storage layer logs each fault at `error` once, when it
+            // starts; each request that meets it is a warning.
+            Self::InsufficientStorage(err) | Self::StorageFault(err) => {
+                tracing::warn!(error = %cause_chain(err), "database storage fault");
             }
             _ => {}
         }
@@ -223,6 +239,18 @@ mod tests {
             serde_json::json!({"type": "urn:student-api:problem:internal", "title": "Internal Server Error",
                                "status": 500, "detail": "internal error"})
         );
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_is_a_507_and_other_storage_faults_a_503_both_with_retry_after() {
+        let full = ApiError::from(StorageError::Fault(StorageFault::Full, DbError::NoRow));
+        let response = full.into_response();
+        assert_eq!(response.status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+        let moved = ApiError::from(StorageError::Fault(StorageFault::Moved, DbError::NoRow));
+        let response = moved.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
     }
 
     #[tokio::test]

@@ -1,6 +1,14 @@
 //! Probes. Liveness (`/healthcheck`, `/health`) answers from the process
 //! alone; readiness (`/ready`) asks the database, with a timeout, and turns
 //! 503 as soon as shutdown begins.
+//!
+//! Readiness answers "should this instance get traffic": it fails when the
+//! instance cannot serve at all or would serve a database that is no
+//! longer there (the SQLite file removed or replaced). A storage fault that
+//! writes meet (a full disk, read-only storage, I/O errors) is reported in
+//! `checks.storage` but leaves the instance ready: reads still work, every
+//! instance on the same storage meets the same fault, and routing traffic
+//! away would only stop the reads too; the storage alert calls a person.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +25,7 @@ use utoipa::ToSchema;
 use super::error::{cause_chain, Problem};
 use super::AppState;
 use crate::secrets::CredentialStatus;
+use crate::storage::{StorageError, StorageFault};
 
 /// Shared readiness state of the process.
 #[derive(Debug)]
@@ -118,6 +127,9 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     let (database, migrations) =
         match tokio::time::timeout(health.timeout, check_database(&state)).await {
             Ok(Ok(current)) => ("ok", if current { "ok" } else { "pending" }),
+            Ok(Err(err)) if err.fault() == Some(StorageFault::Moved) => {
+                ("file removed or replaced", "unknown")
+            }
             Ok(Err(err)) => {
                 tracing::warn!(error = %cause_chain(&err), "readiness: database check failed");
                 ("unavailable", "unknown")
@@ -136,6 +148,9 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             .unwrap_or_else(|| "ok".to_owned());
         checks.insert(format!("credentials ({})", status.source), value);
     }
+    if let Some(condition) = state.store.storage_condition() {
+        checks.insert("storage".to_owned(), condition);
+    }
     match (database, migrations) {
         ("ok", "ok") => Json(ReadyStatus {
             status: "ready",
@@ -144,6 +159,11 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         .into_response(),
         ("ok", _) => not_ready(
             "database migrations are pending; run `student-api migrate`",
+            checks,
+        ),
+        ("file removed or replaced", _) => not_ready(
+            "the database file was removed or replaced after the service opened it; \
+             writes are refused until it is restored (the service log says more)",
             checks,
         ),
         ("timeout", _) => not_ready(
@@ -160,10 +180,11 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn check_database(state: &AppState) -> Result<bool, crate::storage::StorageError> {
+async fn check_database(state: &AppState) -> Result<bool, StorageError> {
     let health = &state.health;
+    // The ping also checks that an SQLite file is still the one opened.
+    state.store.ping().await?;
     if health.migrations_current.load(Ordering::Relaxed) {
-        state.store.ping().await?;
         return Ok(true);
     }
     let current = state.store.migrations_current().await?;

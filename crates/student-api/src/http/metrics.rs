@@ -15,7 +15,7 @@ use prometheus::{
 };
 
 use super::AppState;
-use crate::storage::PoolStats;
+use crate::storage::{PoolStats, StorageFault};
 
 /// Route label for requests that matched no route.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
@@ -34,6 +34,10 @@ pub struct Metrics {
     pool_size: IntGauge,
     pool_idle: IntGauge,
     pool_max: IntGauge,
+    storage_errors: IntCounterVec,
+    /// Held while the storage counters catch up with the store's counts, so
+    /// that concurrent scrapes do not both add the same difference.
+    storage_sync: std::sync::Mutex<()>,
 }
 
 impl Metrics {
@@ -64,6 +68,17 @@ impl Metrics {
             "db_pool_max_connections",
             "Most database connections the pool may open",
         )?;
+        let storage_errors = IntCounterVec::new(
+            Opts::new(
+                "db_storage_errors_total",
+                "Operations that failed on the database's storage, by kind: full, read_only, io, corrupt, moved",
+            ),
+            &["kind"],
+        )?;
+        // Every kind from 0, so that the first fault is an increase.
+        for fault in StorageFault::ALL {
+            storage_errors.with_label_values(&[fault.label()]);
+        }
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "student_api_build_info",
@@ -81,6 +96,7 @@ impl Metrics {
         registry.register(Box::new(pool_size.clone()))?;
         registry.register(Box::new(pool_idle.clone()))?;
         registry.register(Box::new(pool_max.clone()))?;
+        registry.register(Box::new(storage_errors.clone()))?;
         registry.register(Box::new(build_info))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
@@ -95,6 +111,8 @@ impl Metrics {
             pool_size,
             pool_idle,
             pool_max,
+            storage_errors,
+            storage_sync: std::sync::Mutex::default(),
         })
     }
 
@@ -113,8 +131,21 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Renders every metric in the Prometheus text format.
-    pub fn render(&self, pool: PoolStats) -> Result<Vec<u8>, prometheus::Error> {
+    /// Renders every metric in the Prometheus text format; `faults` are the
+    /// store's counts of storage faults since the start.
+    pub fn render(
+        &self,
+        pool: PoolStats,
+        faults: &[(StorageFault, u64)],
+    ) -> Result<Vec<u8>, prometheus::Error> {
+        let _sync = self
+            .storage_sync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (fault, count) in faults {
+            let counter = self.storage_errors.with_label_values(&[fault.label()]);
+            counter.inc_by(count.saturating_sub(counter.get()));
+        }
         self.pool_size.set(i64::from(pool.size));
         self.pool_idle.set(i64::from(pool.idle));
         self.pool_max.set(i64::from(pool.max));
@@ -133,7 +164,10 @@ impl Metrics {
     responses((status = 200, description = "Metrics in the Prometheus text format", body = String, content_type = "text/plain"))
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    match state.metrics.render(state.store.pool_stats()) {
+    match state
+        .metrics
+        .render(state.store.pool_stats(), &state.store.storage_faults())
+    {
         Ok(body) => {
             let mut response = body.into_response();
             response.headers_mut().insert(

@@ -1,9 +1,15 @@
 //! Storage errors, classified once from driver errors.
 //!
 //! `Unavailable` means "try again later" (the database is down, unreachable,
-//! saturated, or refuses our login) and becomes a 503; `EmailTaken` is the unique index on
-//! `lower(email)`; everything else is a bug or an unexpected state and
-//! becomes an opaque 500 with the cause in the log.
+//! saturated, or refuses our login) and becomes a 503; `Fault` is the
+//! storage under the database failing (full, read-only, I/O errors,
+//! damaged, the SQLite file removed) and becomes a 507 (full) or a 503;
+//! `EmailTaken` is the unique index on `email_key`; everything else is a bug
+//! or an unexpected state and becomes an opaque 500 with the cause in the log.
+
+use std::path::PathBuf;
+
+use super::faults::StorageFault;
 
 /// SQLSTATE classes and codes that mean the server cannot serve right now.
 const PG_UNAVAILABLE_CODES: &[&str] = &[
@@ -17,12 +23,22 @@ const PG_UNAVAILABLE_CODES: &[&str] = &[
 /// SQLite result codes for a locked database (SQLITE_BUSY, SQLITE_LOCKED).
 const SQLITE_BUSY_CODES: &[&str] = &["5", "6", "261", "262", "517"];
 
+/// PostgreSQL SQLSTATEs of storage faults.
+const PG_FAULT_CODES: &[(&str, StorageFault)] = &[
+    ("53100", StorageFault::Full),    // disk_full
+    ("58030", StorageFault::Io),      // io_error
+    ("XX001", StorageFault::Corrupt), // data_corrupted
+    ("XX002", StorageFault::Corrupt), // index_corrupted
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("email address is already used by another student")]
     EmailTaken,
     #[error("database unavailable")]
     Unavailable(#[source] DbError),
+    #[error("database storage fault: {0}")]
+    Fault(StorageFault, #[source] DbError),
     #[error("database query failed")]
     Query(#[source] DbError),
     #[error("database migration failed")]
@@ -46,10 +62,27 @@ pub enum DbError {
     Config(#[source] super::postgres::ConnectConfigError),
     #[error("the database returned no row where one was expected")]
     NoRow,
+    #[error("{} is no longer the file the service opened", .0.display())]
+    FileMoved(PathBuf),
+    #[error("cannot check the database file {}", .0.display())]
+    FileCheck(PathBuf, #[source] std::io::Error),
+}
+
+impl StorageError {
+    /// The storage fault behind this error, if it is one.
+    pub fn fault(&self) -> Option<StorageFault> {
+        match self {
+            Self::Fault(fault, _) => Some(*fault),
+            _ => None,
+        }
+    }
 }
 
 impl From<sqlx::Error> for StorageError {
     fn from(err: sqlx::Error) -> Self {
+        if let Some(fault) = sqlite_fault(&err) {
+            return Self::Fault(fault, err.into());
+        }
         if is_unavailable(&err) {
             return Self::Unavailable(err.into());
         }
@@ -67,6 +100,10 @@ impl From<tokio_postgres::Error> for StorageError {
                 Self::EmailTaken
             }
             Some(code) if is_unavailable_code(code.code()) => Self::Unavailable(err.into()),
+            Some(code) => match PG_FAULT_CODES.iter().find(|(c, _)| *c == code.code()) {
+                Some((_, fault)) => Self::Fault(*fault, err.into()),
+                None => Self::Query(err.into()),
+            },
             // No SQLSTATE: the session or its socket failed (a refused or
             // timed-out connect, TLS, a server that went away) or a row did
             // not decode; only the latter is ours to fix.
@@ -92,6 +129,30 @@ fn has_io_cause(err: &(dyn std::error::Error + 'static)) -> bool {
 /// first), and the codes listed above.
 fn is_unavailable_code(code: &str) -> bool {
     code.starts_with("08") || code.starts_with("28") || PG_UNAVAILABLE_CODES.contains(&code)
+}
+
+/// The storage fault an SQLite error reports.
+fn sqlite_fault(err: &sqlx::Error) -> Option<StorageFault> {
+    let sqlx::Error::Database(db) = err else {
+        return None;
+    };
+    // PostgreSQL's SQLSTATEs can be digits too: only SQLite's codes count.
+    db.try_downcast_ref::<sqlx::sqlite::SqliteError>()?;
+    sqlite_fault_code(db.code()?.parse().ok()?)
+}
+
+/// The storage fault of an SQLite extended result code, by its primary
+/// code (the low byte).
+fn sqlite_fault_code(code: i32) -> Option<StorageFault> {
+    const SQLITE_READONLY_DBMOVED: i32 = 1032;
+    match code & 0xff {
+        _ if code == SQLITE_READONLY_DBMOVED => Some(StorageFault::Moved),
+        13 => Some(StorageFault::Full),         // SQLITE_FULL
+        8 => Some(StorageFault::ReadOnly),      // SQLITE_READONLY
+        10 | 14 => Some(StorageFault::Io),      // SQLITE_IOERR, SQLITE_CANTOPEN
+        11 | 26 => Some(StorageFault::Corrupt), // SQLITE_CORRUPT, SQLITE_NOTADB
+        _ => None,
+    }
 }
 
 fn is_unavailable(err: &sqlx::Error) -> bool {
@@ -133,6 +194,20 @@ mod tests {
         assert!(is_unavailable_code("57014")); // statement_timeout
         assert!(!is_unavailable_code("23505")); // unique_violation
         assert!(!is_unavailable_code("42P01")); // undefined_table
+    }
+
+    #[test]
+    fn sqlite_storage_errors_are_faults_by_kind() {
+        let fault = sqlite_fault_code;
+        assert_eq!(fault(13), Some(StorageFault::Full));
+        assert_eq!(fault(8), Some(StorageFault::ReadOnly));
+        assert_eq!(fault(1032), Some(StorageFault::Moved));
+        assert_eq!(fault(10), Some(StorageFault::Io));
+        assert_eq!(fault(778), Some(StorageFault::Io)); // SQLITE_IOERR_WRITE
+        assert_eq!(fault(14), Some(StorageFault::Io));
+        assert_eq!(fault(11), Some(StorageFault::Corrupt));
+        assert_eq!(fault(2067), None); // SQLITE_CONSTRAINT_UNIQUE
+        assert_eq!(fault(5), None); // SQLITE_BUSY
     }
 
     #[test]

@@ -3,20 +3,26 @@
 //!
 //! Rules: callers pass validated domain types only; SQL lives in the backend
 //! files and in `migrations/`; driver errors are classified here once
-//! (constraint violation, database unavailable, anything else) so the HTTP
-//! layer never inspects a driver error itself.
+//! (constraint violation, database unavailable, storage fault, anything
+//! else) so the HTTP layer never inspects a driver error itself; every
+//! result passes the fault monitor (`faults`) on its way out.
 
 mod error;
+mod faults;
 mod migrations;
 mod postgres;
 mod record;
 mod sqlite;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::{DbError, StorageError};
+pub use faults::StorageFault;
 pub use record::{ListQuery, Page, PoolStats, StudentRecord};
 
+use faults::{FaultMonitor, Operation};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 
 use crate::domain::{NewStudent, StudentChanges};
@@ -34,7 +40,13 @@ pub struct PoolSettings {
 
 /// The student store; cheap to clone (it wraps a connection pool).
 #[derive(Clone, Debug)]
-pub enum Store {
+pub struct Store {
+    backend: Backend,
+    faults: Arc<FaultMonitor>,
+}
+
+#[derive(Clone, Debug)]
+enum Backend {
     Postgres(postgres::PgStore),
     Sqlite(sqlite::SqliteStore),
 }
@@ -42,19 +54,36 @@ pub enum Store {
 /// Forwards one call to whichever backend this store is.
 macro_rules! dispatch {
     ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            Store::Postgres($store) => $call,
-            Store::Sqlite($store) => $call,
+        match &$self.backend {
+            Backend::Postgres($store) => $call,
+            Backend::Sqlite($store) => $call,
         }
     };
 }
 
+/// Checks the PostgreSQL settings that do not depend on credentials (the
+/// TLS root certificate in `sslrootcert`), so that an unusable one stops
+/// the service at start rather than failing every connection later.
+pub fn check_postgres_settings(options: &PgConnectOptions) -> Result<(), DbError> {
+    postgres::check_settings(options).map_err(DbError::Config)
+}
+
 impl Store {
+    fn new(backend: Backend) -> Self {
+        Self {
+            backend,
+            faults: Arc::default(),
+        }
+    }
+
     /// Opens a PostgreSQL pool. It connects lazily, so the service starts
     /// (and reports not-ready) while the database is still coming up, and
     /// each new connection logs in with the credentials current at the time.
     pub fn postgres(credentials: CredentialReceiver, settings: &PoolSettings) -> Self {
-        Self::Postgres(postgres::PgStore::connect_lazy(credentials, settings))
+        Self::new(Backend::Postgres(postgres::PgStore::connect_lazy(
+            credentials,
+            settings,
+        )))
     }
 
     /// Opens the SQLite file at once, creating it when missing.
@@ -64,7 +93,12 @@ impl Store {
     ) -> Result<Self, StorageError> {
         sqlite::SqliteStore::connect(options, settings)
             .await
-            .map(Self::Sqlite)
+            .map(|store| Self::new(Backend::Sqlite(store)))
+    }
+
+    /// True for the embedded SQLite store, which migrates itself at start.
+    pub fn is_embedded(&self) -> bool {
+        matches!(self.backend, Backend::Sqlite(_))
     }
 
     /// Applies every embedded migration not yet applied; returns how many ran.
@@ -79,21 +113,26 @@ impl Store {
         dispatch!(self, s => s.migrations_current().await)
     }
 
-    /// One round trip to the database.
+    /// One round trip to the database (SQLite: after checking that its
+    /// file is still the one at its path).
     pub async fn ping(&self) -> Result<(), StorageError> {
-        dispatch!(self, s => s.ping().await)
+        let result = dispatch!(self, s => s.ping().await);
+        self.observe(Operation::FileCheck, result)
     }
 
     pub async fn create(&self, student: &NewStudent) -> Result<StudentRecord, StorageError> {
-        dispatch!(self, s => s.create(student).await)
+        let result = dispatch!(self, s => s.create(student).await);
+        self.observe(Operation::Write, result)
     }
 
     pub async fn get(&self, id: i64) -> Result<Option<StudentRecord>, StorageError> {
-        dispatch!(self, s => s.get(id).await)
+        let result = dispatch!(self, s => s.get(id).await);
+        self.observe(Operation::Read, result)
     }
 
     pub async fn list(&self, query: &ListQuery) -> Result<Page, StorageError> {
-        dispatch!(self, s => s.list(query).await)
+        let result = dispatch!(self, s => s.list(query).await);
+        self.observe(Operation::Read, result)
     }
 
     /// Applies `changes` and returns the updated row, or `None` when `id` does not exist.
@@ -102,24 +141,46 @@ impl Store {
         id: i64,
         changes: &StudentChanges,
     ) -> Result<Option<StudentRecord>, StorageError> {
-        dispatch!(self, s => s.update(id, changes).await)
+        let result = dispatch!(self, s => s.update(id, changes).await);
+        self.observe(Operation::Write, result)
     }
 
     /// Returns whether a row was deleted.
     pub async fn delete(&self, id: i64) -> Result<bool, StorageError> {
-        dispatch!(self, s => s.delete(id).await)
+        let result = dispatch!(self, s => s.delete(id).await);
+        self.observe(Operation::Write, result)
     }
 
     pub fn pool_stats(&self) -> PoolStats {
         dispatch!(self, s => s.pool_stats())
     }
 
+    /// Storage faults met since the start, by kind, for `/metrics`.
+    pub fn storage_faults(&self) -> [(StorageFault, u64); StorageFault::ALL.len()] {
+        self.faults.counts()
+    }
+
+    /// The storage fault that writes currently meet, with since when, for
+    /// readiness; `None` when writes work (or none has been tried).
+    pub fn storage_condition(&self) -> Option<String> {
+        self.faults.condition()
+    }
+
     /// Closes the pool: idle connections now, busy ones as their work ends
     /// (SQLite waits for them).
     pub async fn close(&self) {
-        match self {
-            Self::Postgres(store) => store.close(),
-            Self::Sqlite(store) => store.close().await,
+        match &self.backend {
+            Backend::Postgres(store) => store.close(),
+            Backend::Sqlite(store) => store.close().await,
         }
+    }
+
+    fn observe<T>(
+        &self,
+        operation: Operation,
+        result: Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        self.faults.record(operation, &result);
+        result
     }
 }

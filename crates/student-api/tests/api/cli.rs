@@ -89,6 +89,66 @@ fn postgres_parts_without_a_user_fail_fast_naming_the_variable() {
     assert!(output_text(&output).contains("POSTGRES_USER is required when POSTGRES_HOST is set"));
 }
 
+/// Runs `cmd` and returns its output once it exits; fails the test (and
+/// stops the process) when it is still running after `limit`.
+fn exit_within(mut cmd: Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?}; it should have refused to start:\n{}",
+                output_text(&output)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_database_url_with_an_unencoded_hash_or_at_fails_fast_without_echoing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        "postgres://app:Hx7@Pass#Qz@127.0.0.1:5432/school",
+        "postgres://app:Zq@Vw@127.0.0.1:5432/school",
+    ] {
+        let mut cmd = command(dir.path());
+        cmd.env("DATABASE_URL", url)
+            .env("LISTEN_ADDR", format!("127.0.0.1:{}", free_port()));
+        let output = exit_within(cmd, Duration::from_secs(10));
+        let text = output_text(&output);
+        assert_eq!(output.status.code(), Some(2), "{text}");
+        assert!(text.contains("DATABASE_URL: "), "{text}");
+        for part in ["Hx7", "Pass", "Qz", "Zq", "Vw"] {
+            assert!(!text.contains(part), "{part} printed: {text}");
+        }
+    }
+}
+
+#[test]
+fn an_unreadable_sslrootcert_stops_the_service_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = command(dir.path());
+    cmd.env(
+        "DATABASE_URL",
+        "postgres://app:unused@127.0.0.1:1/school?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+    )
+    .env("LISTEN_ADDR", format!("127.0.0.1:{}", free_port()));
+    let output = exit_within(cmd, Duration::from_secs(10));
+    let text = output_text(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("sslrootcert"), "{text}");
+    assert!(text.contains("DATABASE_URL"), "{text}");
+    assert!(!text.contains("unused"), "{text}");
+}
+
 #[tokio::test]
 async fn migrate_accepts_postgres_parts_a_password_file_and_a_kubernetes_port() {
     let (db, url) = TestDb::create(Backend::Postgres).await;
@@ -117,7 +177,7 @@ async fn migrate_accepts_postgres_parts_a_password_file_and_a_kubernetes_port() 
 
     assert!(first.status.success(), "{}", output_text(&first));
     assert!(
-        output_text(&first).contains(r#""applied":1"#),
+        output_text(&first).contains(r#""applied":2"#),
         "{}",
         output_text(&first)
     );
@@ -182,7 +242,7 @@ async fn migrate_waits_for_a_database_that_comes_up_late() {
     let text = output_text(&output);
     assert!(output.status.success(), "{text}");
     assert!(text.contains("waiting for the database"), "{text}");
-    assert!(text.contains(r#""applied":1"#), "{text}");
+    assert!(text.contains(r#""applied":2"#), "{text}");
 }
 
 #[test]

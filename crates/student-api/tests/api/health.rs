@@ -91,7 +91,7 @@ async fn readiness_is_503_until_postgres_migrations_are_applied() {
     );
 
     let applied = student_api::app::migrate(&config, None).await.unwrap();
-    assert_eq!(applied, 1);
+    assert_eq!(applied, 2, "every migration in migrations/postgres");
     assert_eq!(app.get("/ready").await.status(), 200);
     assert_eq!(
         student_api::app::migrate(&config, None).await.unwrap(),

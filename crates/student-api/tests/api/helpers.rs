@@ -132,6 +132,8 @@ pub struct TestApp {
     pub metrics_addr: Option<SocketAddr>,
     pub client: Client,
     pub health: Arc<Health>,
+    /// The URL of the test's own database, when `spawn` made one.
+    pub database_url: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     // Declared last: dropped after the server has stopped.
@@ -155,7 +157,9 @@ impl TestApp {
                 .await
                 .expect("migrate the test database");
         }
-        Self::start(config, Some(db)).await
+        let mut app = Self::start(config, Some(db)).await;
+        app.database_url = Some(url);
+        app
     }
 
     /// Serves `config` as it is (no migration), e.g. against a broken database.
@@ -178,6 +182,7 @@ impl TestApp {
                 .build()
                 .expect("client"),
             health,
+            database_url: None,
             stop: Some(stop),
             server: Some(server),
             _db: db,

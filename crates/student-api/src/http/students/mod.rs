@@ -52,6 +52,7 @@ pub fn router() -> Router<AppState> {
         (status = 415, response = inline(UnsupportedMedia)),
         (status = 422, response = inline(Invalid)),
         (status = 503, response = inline(Unavailable)),
+        (status = 507, response = inline(InsufficientStorage)),
     )
 )]
 pub async fn create_student(
@@ -137,6 +138,7 @@ pub async fn get_student(
         (status = 415, response = inline(UnsupportedMedia)),
         (status = 422, response = inline(Invalid)),
         (status = 503, response = inline(Unavailable)),
+        (status = 507, response = inline(InsufficientStorage)),
     )
 )]
 pub async fn replace_student(
@@ -165,6 +167,7 @@ pub async fn replace_student(
         (status = 415, response = inline(UnsupportedMedia)),
         (status = 422, response = inline(Invalid)),
         (status = 503, response = inline(Unavailable)),
+        (status = 507, response = inline(InsufficientStorage)),
     )
 )]
 pub async fn update_student(
@@ -201,6 +204,7 @@ async fn apply(
         (status = 400, response = inline(BadRequest)),
         (status = 404, response = inline(NotFound)),
         (status = 503, response = inline(Unavailable)),
+        (status = 507, response = inline(InsufficientStorage)),
     )
 )]
 pub async fn delete_student(
@@ -246,5 +250,9 @@ problem_response!(
 problem_response!(Invalid, "Invalid fields, named in `errors`");
 problem_response!(
     Unavailable,
-    "Database unavailable; retry after `Retry-After` seconds"
+    "Database unavailable, or its storage failing (read-only, I/O errors, file removed); retry after `Retry-After` seconds"
+);
+problem_response!(
+    InsufficientStorage,
+    "No space left on the database's storage for this change; retry after `Retry-After` seconds"
 );

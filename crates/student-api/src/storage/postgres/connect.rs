@@ -63,8 +63,10 @@ pub fn plan(
         .port(options.get_port())
         .user(options.get_username())
         .application_name(options.get_application_name().unwrap_or("student-api"))
+        // student_api.email_key tells the database that this session
+        // computes email_key itself (see the email_key migration).
         .options(format!(
-            "-c statement_timeout={}",
+            "-c statement_timeout={} -c student_api.email_key=computed",
             statement_timeout.as_millis()
         ))
         .connect_timeout(connect_timeout);
@@ -87,6 +89,17 @@ pub fn plan(
         config,
         tls: MakeRustlsConnect::new(tls),
     })
+}
+
+/// Builds what can be built without credentials (the TLS configuration and
+/// its root certificates), so that unusable settings are found at start.
+pub fn check_settings(options: &PgConnectOptions) -> Result<(), ConnectConfigError> {
+    let url = options.to_url_lossy();
+    let root_cert = url
+        .query_pairs()
+        .find(|(k, _)| k == "sslrootcert")
+        .map(|(_, v)| v.into_owned());
+    tls_config(options.get_ssl_mode(), root_cert.as_deref()).map(drop)
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -266,7 +279,10 @@ mod tests {
         assert_eq!(config.get_dbname(), Some("students"));
         assert_eq!(config.get_ports(), [6543]);
         assert_eq!(config.get_application_name(), Some("student-api"));
-        assert_eq!(config.get_options(), Some("-c statement_timeout=5000"));
+        assert_eq!(
+            config.get_options(),
+            Some("-c statement_timeout=5000 -c student_api.email_key=computed")
+        );
         assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(3)));
         // libpq's default.
         assert_eq!(config.get_ssl_mode(), SslMode::Prefer);
@@ -299,6 +315,17 @@ mod tests {
             plan(&options, Duration::from_secs(5), Duration::from_secs(3)),
             Err(ConnectConfigError::RootCertificate(_))
         ));
+    }
+
+    #[test]
+    fn the_settings_check_reads_the_root_certificate_of_verifying_modes_only() {
+        let missing = options().ssl_root_cert("/nonexistent/root.crt");
+        assert!(matches!(
+            check_settings(&missing.clone().ssl_mode(PgSslMode::VerifyFull)),
+            Err(ConnectConfigError::RootCertificate(_))
+        ));
+        assert!(check_settings(&missing.ssl_mode(PgSslMode::Require)).is_ok());
+        assert!(check_settings(&options()).is_ok());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-pub use self::connect::ConnectConfigError;
+pub use self::connect::{check_settings, ConnectConfigError};
 use self::connections::Connections;
 use self::queries::Query;
 use super::migrations::APPLIED_SQL;
@@ -119,6 +119,7 @@ impl PgStore {
                 &[
                     &student.name.as_str(),
                     &student.email.as_str(),
+                    &student.email.key(),
                     &student.domain.as_str(),
                     &gpa,
                 ],
@@ -167,6 +168,7 @@ impl PgStore {
                     &changes.email.as_ref().map(Email::as_str),
                     &changes.domain.as_ref().map(FieldOfStudy::as_str),
                     &changes.gpa.map(Gpa::value),
+                    &changes.email.as_ref().map(Email::key),
                 ],
             )
             .await?;

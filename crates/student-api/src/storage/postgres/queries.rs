@@ -38,7 +38,7 @@ impl Query {
     pub(super) fn sql(self) -> &'static str {
         match self {
             Self::Insert => concat!(
-                "insert into students (name, email, domain, gpa) values ($1, $2, $3, $4) returning ",
+                "insert into students (name, email, email_key, domain, gpa) values ($1, $2, $3, $4, $5) returning ",
                 columns!()
             ),
             Self::SelectOne => concat!("select ", columns!(), " from students where id = $1"),
@@ -52,7 +52,8 @@ impl Query {
             ),
             Self::Update => concat!(
                 "update students set name = coalesce($2, name), email = coalesce($3, email), ",
-                "domain = coalesce($4, domain), gpa = coalesce($5, gpa), updated_at = now() ",
+                "email_key = coalesce($6, email_key), domain = coalesce($4, domain), ",
+                "gpa = coalesce($5, gpa), updated_at = now() ",
                 "where id = $1 returning ",
                 columns!()
             ),

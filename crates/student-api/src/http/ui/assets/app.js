@@ -65,6 +65,7 @@ async function api(method, path, body, signal) {
 function describe(err) {
   if (err.status === 0) return 'The service cannot be reached. Check your connection and try again.';
   if (err.status === 503) return 'The service is unavailable right now. Try again in a few seconds.';
+  if (err.status === 507) return 'The service has no space left to save changes. Reading still works; try again later.';
   if (err.status >= 500) return 'The service failed to handle the request. Try again.';
   return err.message;
 }
