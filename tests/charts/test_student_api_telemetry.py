@@ -1,9 +1,11 @@
-"""The student-api chart's tracing switch.
+"""The student-api chart's tracing and fault-injection switches.
 
 tracing: on, the service gets the OpenTelemetry SDK's standard variables
 (OTLP endpoint and protocol, service name, sampler, resource attributes from
 the pod) and its NetworkPolicy lets the spans out to the OTLP receiver's
-pods at the endpoint's port; off, none of that.
+pods at the endpoint's port; off, none of that. faultInjection: on, the
+service gets FAULT_INJECTION=on (its admin endpoint on the metrics port);
+the production values refuse it, in the schema and in the chart itself.
 
 Where the spans go from there (Alloy, Tempo) is tests/observability/static's.
 """
@@ -11,6 +13,7 @@ Where the spans go from there (Alloy, Tempo) is tests/observability/static's.
 from __future__ import annotations
 
 import copy
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +137,35 @@ def test_the_schema_refuses_tracing_settings_the_sdk_would_not_take(key, value):
     vals["tracing"][key] = value
     with helm.Chart.load(CHART_DIR) as chart, pytest.raises(helm.HelmError):
         chart.validate_schema(vals)
+
+
+# ----------------------------------------------------------- fault injection
+def test_fault_injection_is_off_by_default_on_in_development_and_absent_in_production():
+    assert "FAULT_INJECTION" not in config("student-api/values")
+    assert config("student-api/values-dev")["FAULT_INJECTION"] == "on"
+    assert "FAULT_INJECTION" not in config("student-api/values-prod")
+
+
+def test_the_production_values_refuse_fault_injection_in_the_schema():
+    vals = values("values-prod.yaml")
+    assert vals["faultInjection"] == {"enabled": False, "allowed": False}
+    with helm.Chart.load(CHART_DIR) as chart:
+        chart.validate_schema(vals)
+        vals["faultInjection"]["enabled"] = True
+        with pytest.raises(helm.HelmError, match="faultInjection"):
+            chart.validate_schema(vals)
+    with pytest.raises(helm.HelmError):
+        render_with(vals)
+
+
+def test_the_chart_itself_refuses_it_too_where_the_schema_is_skipped(tmp_path):
+    """`helm --skip-schema-validation` must not be a way around it."""
+    copy_dir = tmp_path / "student-api"
+    shutil.copytree(CHART_DIR, copy_dir)
+    (copy_dir / "values.schema.json").unlink()
+    vals = values("values-prod.yaml")
+    vals["faultInjection"]["enabled"] = True
+    with pytest.raises(helm.HelmError, match="fault injection is refused"):
+        render_with(vals, copy_dir)
+    vals["faultInjection"]["allowed"] = True
+    assert 'FAULT_INJECTION: "on"' in render_with(vals, copy_dir)["student-api/templates/configmap.yaml"]
