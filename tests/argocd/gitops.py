@@ -80,6 +80,8 @@ CHART_REPOS = {
     # The open-source Loki chart moved to grafana-community on 2026-03-16.
     "loki": "https://grafana-community.github.io/helm-charts",
     "alloy": "https://grafana.github.io/helm-charts",
+    # The single-binary Tempo chart, moved to grafana-community in 2026.
+    "tempo": "https://grafana-community.github.io/helm-charts",
     "traefik": "https://traefik.github.io/charts",
 }
 
@@ -107,6 +109,7 @@ DEV_APPS = frozenset(
         "kube-prometheus-stack",
         "observability-manifests",
         "loki",
+        "tempo",
         "alloy",
         "prometheus-postgres-exporter",
         "prometheus-blackbox-exporter",
@@ -151,6 +154,7 @@ NAMESPACES = {
     "kube-prometheus-stack": "observability",
     "observability-manifests": "observability",
     "loki": "observability",
+    "tempo": "observability",
     "alloy": "observability",
     "prometheus-postgres-exporter": "observability",
     "prometheus-blackbox-exporter": "observability",
@@ -208,6 +212,7 @@ WAVE_ORDER = (
     Before("prometheus-operator-crds", "observability-manifests", "PrometheusRule CRD"),
     Before("prometheus-operator-crds", "loki", "ServiceMonitor CRD"),
     Before("prometheus-operator-crds", "alloy", "ServiceMonitor CRD"),
+    Before("prometheus-operator-crds", "tempo", "ServiceMonitor CRD"),
     Before("prometheus-operator-crds", "prometheus-postgres-exporter", "ServiceMonitor CRD"),
     Before("prometheus-operator-crds", "prometheus-blackbox-exporter", "ServiceMonitor CRD"),
     Before("prometheus-operator-crds", "postgres", "PodMonitor CRD (production)"),
@@ -241,6 +246,7 @@ WAVE_ORDER = (
     Before("postgres", "student-api", "the service migrates and serves the database"),
     Before("postgres", "prometheus-postgres-exporter", "the exporter logs in to the database"),
     Before("loki", "alloy", "Alloy ships logs to Loki"),
+    Before("tempo", "alloy", "Alloy exports the service's spans to Tempo"),
 )
 
 
@@ -810,6 +816,9 @@ NODE_SELECTORS: dict[str, tuple[Pods | NodeAgent | StaysOff, ...]] = {
     ),
     "prometheus-postgres-exporter": (Pods("exporter", _p("nodeSelector")),),
     "prometheus-blackbox-exporter": (Pods("exporter", _p("nodeSelector")),),
+    # grafana-community/helm-charts charts/tempo (2.x): one StatefulSet, the
+    # single binary (and tempo-query beside it when enabled), at nodeSelector.
+    "tempo": (Pods("single binary StatefulSet", _p("nodeSelector")),),
     # traefik/traefik-helm-chart traefik/: one Deployment, the Gateway API
     # controller and data plane in one, its pods at nodeSelector. As a
     # DaemonSet it would run a proxy on every node, the application and
@@ -1005,6 +1014,10 @@ RESOURCE_REQUESTS: dict[str, tuple[Requests, ...]] = {
     ),
     "prometheus-postgres-exporter": (Requests("exporter", _p("resources")),),
     "prometheus-blackbox-exporter": (Requests("exporter", _p("resources")),),
+    "tempo": (
+        Requests("Tempo", _p("tempo.resources")),
+        Requests("Jaeger query UI", _p("tempoQuery.resources"), switch("tempoQuery.enabled", False)),
+    ),
     "traefik": (Requests("proxy and Gateway API controller", _p("resources")),),
 }
 

@@ -16,7 +16,7 @@
 #      with samples;
 #   7. database outage (PostgreSQL stopped): the database-down alert reaches
 #      the receiver within its `for` plus SLACK seconds; the alerts it
-#      inhibits (readiness, error ratio) fire in Prometheus, are held
+#      inhibits (readiness, the availability SLO's) fire in Prometheus, are held
 #      inhibited by Alertmanager and never reach the receiver; PostgreSQL
 #      started again: the database-down alert arrives resolved within SLACK;
 #   8. readiness alone (the service's database refuses connections, the

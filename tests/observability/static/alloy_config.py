@@ -1,6 +1,6 @@
 """A reader of Grafana Alloy configuration files, for the subset of the
-syntax deploy/observability/alloy/config.alloy uses, and the log pipeline
-that file describes, as plain data.
+syntax deploy/observability/alloy/config.alloy uses, and the log and trace
+pipelines that file describes, as plain data.
 
 No maintained parser of Alloy's syntax exists on PyPI or npm (the language
 is Go-only, in grafana/alloy's syntax package), and no Alloy binary can be
@@ -19,10 +19,12 @@ Anything else (other operators, indexing, heredocs) is a ParseError naming
 the line, so a config that grows past this subset fails the tests loudly
 instead of being half-read; extend the reader then.
 
-Owns: parsing, and `LogPipeline`, which answers what the pipeline produces
-for a namespace (stream labels, structured metadata, JSON fields read) by
-following the components' `forward_to` and `targets` wiring. Must not:
-judge the config (the tests do) or run anything.
+Owns: parsing, and `LogPipeline`, which answers what the log pipeline
+produces for a namespace (stream labels, structured metadata, JSON fields
+read) by following the components' `forward_to` and `targets` wiring, and
+which components an OTLP receiver's traces pass through (`output { traces
+= [...] }` blocks). Must not: judge the config (the tests do) or run
+anything.
 """
 
 from __future__ import annotations
@@ -326,6 +328,22 @@ class LogPipeline:
             if not isinstance(receivers, list) or len(receivers) != 1:
                 raise ValueError(f"{current.id}: forward_to must name one receiver, found {receivers!r}")
             current = self.component_of(receivers[0], ("receiver",))
+            chain.append(current)
+        return chain
+
+    def trace_chain(self, receiver: Block) -> list[Block]:
+        """The components a receiver's traces pass through, ending with an
+        exporter (a component with no `output` block). Each component here
+        sends its traces to exactly one next component, and only traces."""
+        chain, current = [], receiver
+        while current.children("output"):
+            (output,) = current.children("output")
+            if set(output.attributes) != {"traces"}:
+                raise ValueError(f"{current.id}: output must send traces only, found {sorted(output.attributes)}")
+            targets = output.attributes["traces"]
+            if not isinstance(targets, list) or len(targets) != 1:
+                raise ValueError(f"{current.id}: output.traces must name one component, found {targets!r}")
+            current = self.component_of(targets[0], ("input",))
             chain.append(current)
         return chain
 

@@ -32,6 +32,7 @@ HELM_ACTION = re.compile(r"{{.*?}}", re.S)
 CHARTS = (
     "kube-prometheus-stack",
     "loki",
+    "tempo",
     "alloy",
     "prometheus-postgres-exporter",
     "prometheus-blackbox-exporter",
@@ -140,8 +141,8 @@ def write_rule_groups(directory: Path) -> dict[str, Path]:
 class Query:
     dashboard: str
     panel: str
-    datasource: str  # "prometheus" or "loki" (uid)
-    expr: str
+    datasource: str  # "prometheus", "loki" or "tempo" (uid)
+    expr: str  # PromQL, LogQL or TraceQL
     variable_query: bool = False
 
 
@@ -161,7 +162,8 @@ def dashboard_queries() -> list[Query]:
         for panel in _panels(dash.get("panels", [])):
             for target in panel.get("targets", []):
                 uid = (target.get("datasource") or panel.get("datasource") or {}).get("uid", "")
-                out.append(Query(name, panel.get("title", ""), uid, target["expr"]))
+                # Prometheus and Loki targets hold an expr, Tempo's a query.
+                out.append(Query(name, panel.get("title", ""), uid, target.get("expr", target.get("query", ""))))
         for var in dash.get("templating", {}).get("list", []):
             if var.get("type") == "query":
                 query = var["query"]["query"] if isinstance(var["query"], dict) else var["query"]

@@ -11,9 +11,13 @@
 #     postgres_exporter (on a throwaway PostgreSQL with a streaming
 #     replica), blackbox_exporter and node_exporter (Debian's packages);
 #   - the kustomization rendered and validated by tests/manifests/validate.py;
-#   - Alloy's pipeline (deploy/observability/alloy/config.alloy) read and
-#     checked against the Loki rule, the dashboards, the docs' LogQL and the
-#     service's own JSON lines;
+#   - the SLO rules and dashboard checked to be what
+#     deploy/observability/slo/generate.py makes of the SLO declaration;
+#   - Alloy's pipelines (deploy/observability/alloy/config.alloy) read and
+#     checked: logs against the Loki rule, the dashboards, the docs' LogQL and
+#     the service's own JSON lines; traces hop by hop from the student-api
+#     chart's endpoint to Tempo's receiver, with Grafana's links between
+#     logs, traces and exemplars;
 #   - the values files, the runbook and the docs cross-checked.
 # It installs what it needs: Debian packages as root (prometheus for
 # promtool, prometheus-alertmanager for amtool, the three exporters,

@@ -65,6 +65,11 @@ def test_amtool_accepts_the_configuration(amtool, rendered):
         (["severity=critical", "alertname=StudentApiDown", "namespace=student-api"], "slack-critical"),
         (["severity=warning", "alertname=NodeHighCPU"], "slack-warning"),
         (["severity=warning", "alertname=StudentApiErrorLogSpike", "namespace=student-api"], "slack-warning"),
+        # The SLO pages and tickets (rules/student-api-slo.yaml).
+        (["severity=critical", "alertname=StudentApiAvailabilityFastBurn", "namespace=student-api",
+          "slo=availability"], "slack-critical"),
+        (["severity=warning", "alertname=StudentApiLatencySlowBurn", "namespace=student-api", "slo=latency"],
+         "slack-warning"),
         (["alertname=SomethingWithoutSeverity"], "slack-warning"),
     ],
 )
@@ -114,9 +119,10 @@ def test_inhibitions_name_only_alerts_that_exist():
 def test_a_database_outage_silences_the_service_errors_latency_and_readiness():
     silenced = set().union(*(targets for sources, targets in inhibitions() if "PostgresDown" in sources))
     assert {
-        "StudentApiHighErrorRatio",
-        "StudentApiLatencyP90High",
-        "StudentApiLatencyP95High",
+        "StudentApiAvailabilityFastBurn",
+        "StudentApiAvailabilitySlowBurn",
+        "StudentApiLatencyFastBurn",
+        "StudentApiLatencySlowBurn",
         "StudentApiLatencyP99High",
         "StudentApiNotReady",
     } <= silenced
@@ -124,6 +130,31 @@ def test_a_database_outage_silences_the_service_errors_latency_and_readiness():
     # of the service's.
     for rule in config()["inhibit_rules"]:
         assert not rule.get("equal")
+
+
+def slo_alerts() -> dict[str, dict[str, str]]:
+    """SLO -> {severity: alert} of the generated SLO rules."""
+    out: dict[str, dict[str, str]] = {}
+    for rule in obs.prometheus_rules():
+        if rule.alert and rule.source == "rules/student-api-slo.yaml":
+            out.setdefault(rule.body["labels"]["slo"], {})[rule.body["labels"]["severity"]] = rule.alert
+    return out
+
+
+def test_every_slo_page_holds_back_the_ticket_of_the_same_slo_and_nothing_else():
+    alerts = slo_alerts()
+    assert set(alerts) == {"availability", "latency"}
+    for slo, by_severity in alerts.items():
+        page, ticket = by_severity["critical"], by_severity["warning"]
+        held = set().union(*(targets for sources, targets in inhibitions() if page in sources))
+        assert held == {ticket}, slo
+
+
+def test_the_database_and_the_service_being_down_hold_back_every_slo_alert():
+    every = {a for by_severity in slo_alerts().values() for a in by_severity.values()}
+    for source in ("PostgresDown", "StudentApiDown"):
+        held = set().union(*(targets for sources, targets in inhibitions() if source in sources))
+        assert every <= held, source
 
 
 def test_the_webhook_url_is_read_from_the_mounted_secret_only():

@@ -1,7 +1,9 @@
-"""Alloy's log pipeline (deploy/observability/alloy/config.alloy) against
-what reads its output: the Loki rule, the log dashboard, the LogQL of the
+"""Alloy's pipelines (deploy/observability/alloy/config.alloy) against what
+reads their output. Logs: the Loki rule, the log dashboard, the LogQL of the
 docs and runbook, the service's JSON lines, Loki's Service and the
-namespaces the platform deploys to.
+namespaces the platform deploys to. Traces: the ports the chart exposes and
+its NetworkPolicy admits, the endpoint and egress the student-api chart
+gives the service, and Tempo's Service.
 
 No Alloy binary can run here; alloy_config.py reads the file (the subset of
 Alloy's syntax it documents) and follows its wiring. The negative tests at
@@ -11,9 +13,11 @@ stopped catching anything fails too.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import json
 import re
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -63,6 +67,11 @@ def loki_queries() -> list[tuple[str, str]]:
     queries += [
         (f"{q.dashboard} / {q.panel}", q.expr) for q in obs.dashboard_queries() if q.datasource == "loki"
     ]
+    # Grafana's link from a span to its log lines (the Tempo data source).
+    for source in obs.values("kube-prometheus-stack")["grafana"]["additionalDataSources"]:
+        link = source.get("jsonData", {}).get("tracesToLogsV2", {})
+        if link.get("customQuery"):
+            queries.append((f"data source {source['uid']}: traces to logs", link["query"]))
     return queries + documented_logql()
 
 
@@ -107,16 +116,21 @@ def test_every_loki_query_reads_labels_the_pipeline_produces():
 
 
 # --------------------------------------------------------------- wiring
-def test_the_file_is_read_whole_and_holds_one_log_pipeline():
+def test_the_file_is_read_whole_and_holds_one_log_pipeline_and_one_trace_pipeline():
     pipeline = pipeline_of()
     assert set(b.name for b in pipeline.root.blocks) == {
         "discovery.kubernetes", "discovery.relabel", "loki.source.kubernetes", "loki.process", "loki.write",
+        "otelcol.receiver.otlp", "otelcol.processor.memory_limiter", "otelcol.processor.batch",
+        "otelcol.exporter.otlp",
     }
     source = the_source(pipeline)
     assert [b.name for b in pipeline.targets_chain(source)] == ["discovery.relabel", "discovery.kubernetes"]
     assert [b.name for b in pipeline.forward_chain(source)] == ["loki.process", "loki.write"]
+    receiver = the_receiver(pipeline)
+    assert [b.name for b in pipeline.trace_chain(receiver)] == TRACE_CHAIN
     # Nothing defined and left unused.
     used = {source.id} | {b.id for b in pipeline.targets_chain(source) + pipeline.forward_chain(source)}
+    used |= {receiver.id} | {b.id for b in pipeline.trace_chain(receiver)}
     assert used == set(pipeline.components)
 
 
@@ -200,6 +214,182 @@ def test_the_real_service_writes_every_field_alloy_reads(service, workdir):
     # Route templates, never raw paths (bounded label values).
     assert {line["route"] for line in access} >= {"/api/v1/students/{id}"}
     assert not any(re.search(r"/\d+(/|$)", line["route"]) for line in access)
+
+
+# ----------------------------------------------------------------- traces
+# Receiver first, then what protects the pod's memory, then batching, then
+# the one exporter (OpenTelemetry's recommended order).
+TRACE_CHAIN = ["otelcol.processor.memory_limiter", "otelcol.processor.batch", "otelcol.exporter.otlp"]
+# The labels the alloy chart gives its pods (alloy.selectorLabels in its
+# templates/_helpers.tpl; release alloy), and the Service it names after the
+# release: what the student-api chart must select and send to.
+ALLOY_POD_LABELS = {"app.kubernetes.io/name": "alloy", "app.kubernetes.io/instance": "alloy"}
+ALLOY_SERVICE = "alloy.observability.svc"
+# The student-api chart's pods (student-api.selectorLabels, release student-api).
+SERVICE_POD_LABELS = {"app.kubernetes.io/name": "student-api", "app.kubernetes.io/instance": "student-api"}
+STUDENT_API_CHART = obs.REPO / "deploy" / "helm" / "student-api"
+
+
+def the_receiver(pipeline: alloy_config.LogPipeline) -> alloy_config.Block:
+    (receiver,) = pipeline.of_kind("otelcol.receiver.otlp")
+    return receiver
+
+
+def port_of(endpoint: str) -> int:
+    return int(endpoint.rsplit(":", 1)[1])
+
+
+def service_chart_values() -> list[tuple[str, dict]]:
+    """The student-api chart's values, alone and with each values-<env>.yaml."""
+    base = obs.load_yaml(STUDENT_API_CHART / "values.yaml")
+    out = [("values.yaml", base)]
+    for path in sorted(STUDENT_API_CHART.glob("values-*.yaml")):
+        out.append((path.name, obs.deep_merge(base, obs.load_yaml(path))))
+    return out
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    return selector.items() <= labels.items()
+
+
+def trace_findings(pipeline: alloy_config.LogPipeline, alloy: dict, tempo: dict, service: list[tuple[str, dict]]) -> list[str]:
+    """Every hop of a span: the service's chart sends to Alloy's Service at
+    the port of the OTLP/HTTP receiver, its NetworkPolicy lets the span out
+    to Alloy's pods, Alloy's chart exposes every port the receiver listens
+    on and its NetworkPolicy admits the service's pods there, the spans pass
+    the memory limiter and the batcher, and the exporter sends them to
+    Tempo's OTLP/gRPC receiver."""
+    findings = []
+    receiver = the_receiver(pipeline)
+    chain = pipeline.trace_chain(receiver)
+    if [b.name for b in chain] != TRACE_CHAIN:
+        findings.append(f"traces pass through {[b.name for b in chain]}, expected {TRACE_CHAIN}")
+    listening = {
+        transport: port_of(receiver.children(transport)[0].attributes.get("endpoint", ":0"))
+        for transport in ("grpc", "http")
+        if receiver.children(transport)
+    }
+    if "http" not in listening:
+        findings.append("the OTLP receiver has no http block: the service exports http/protobuf")
+    exposed = {p["name"]: (p["port"], p["targetPort"]) for p in alloy["alloy"].get("extraPorts", [])}
+    for transport, port in listening.items():
+        if exposed.get(f"otlp-{transport}") != (port, port):
+            findings.append(f"the OTLP {transport} receiver listens on {port}; the chart exposes {exposed.get(f'otlp-{transport}')}")
+    policy = alloy.get("networkPolicy", {})
+    admitted: set[int] = set()
+    if policy.get("enabled") and "Ingress" in policy.get("policyTypes", []):
+        for rule in policy.get("ingress") or []:
+            from_service = any(
+                selects((peer.get("namespaceSelector") or {}).get("matchLabels", {}),
+                        {"kubernetes.io/metadata.name": "student-api"})
+                and selects((peer.get("podSelector") or {}).get("matchLabels", {}), SERVICE_POD_LABELS)
+                for peer in rule.get("from", [])
+            )
+            if from_service:
+                admitted |= {p["port"] for p in rule.get("ports", [])}
+        if admitted != set(listening.values()):
+            findings.append(f"Alloy's NetworkPolicy admits the service to {sorted(admitted)}, the receiver listens on "
+                            f"{sorted(listening.values())}")
+    else:
+        findings.append("Alloy's chart renders no ingress NetworkPolicy: anything in the cluster could send spans")
+    for name, values in service:
+        tracing = values["tracing"]
+        if not tracing["enabled"]:
+            continue
+        url = urlsplit(tracing["endpoint"])
+        if (url.scheme, url.hostname, url.port) != ("http", ALLOY_SERVICE, listening.get("http")):
+            findings.append(f"student-api {name}: tracing.endpoint {tracing['endpoint']} is not Alloy's OTLP/HTTP receiver")
+        peer = values["networkPolicy"]["otlpCollector"]
+        if peer["namespace"] != "observability" or not selects(peer["podLabels"], ALLOY_POD_LABELS):
+            findings.append(f"student-api {name}: networkPolicy.otlpCollector does not select Alloy's pods")
+        if peer["port"] != listening.get("http"):
+            findings.append(f"student-api {name}: networkPolicy.otlpCollector.port {peer['port']} is not the receiver's")
+    exporter = chain[-1] if chain else None
+    if exporter is not None and exporter.name == "otelcol.exporter.otlp":
+        (client,) = exporter.children("client")
+        grpc = tempo["tempo"]["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
+        want = f"{tempo['fullnameOverride']}.observability.svc:{port_of(grpc)}"
+        if client.attributes.get("endpoint") != want:
+            findings.append(f"the exporter sends to {client.attributes.get('endpoint')}, Tempo receives at {want}")
+        tls = client.children("tls")
+        if not tls or tls[0].attributes.get("insecure") is not True:
+            findings.append("Tempo serves plain OTLP/gRPC in the cluster: the exporter needs tls { insecure = true }")
+    return findings
+
+
+def real_trace_findings(pipeline: alloy_config.LogPipeline | None = None, alloy: dict | None = None,
+                        service: list[tuple[str, dict]] | None = None) -> list[str]:
+    return trace_findings(
+        pipeline or pipeline_of(),
+        alloy if alloy is not None else obs.values("alloy"),
+        obs.values("tempo"),
+        service if service is not None else service_chart_values(),
+    )
+
+
+def test_every_hop_of_a_span_from_the_service_to_tempo_is_wired():
+    assert real_trace_findings() == []
+    # Tracing is on in both environments, off in the chart's defaults.
+    enabled = {name: values["tracing"]["enabled"] for name, values in service_chart_values()}
+    assert enabled == {"values.yaml": False, "values-dev.yaml": True, "values-prod.yaml": True}
+
+
+def test_the_receiver_sends_traces_only_and_the_limiter_keeps_room_for_the_logs():
+    pipeline = pipeline_of()
+    (limiter,) = pipeline.of_kind("otelcol.processor.memory_limiter")
+    assert 0 < limiter.attributes["spike_limit_percentage"] < limiter.attributes["limit_percentage"] <= 50
+    (output,) = the_receiver(pipeline).children("output")
+    assert set(output.attributes) == {"traces"}
+
+
+@pytest.mark.parametrize(
+    "old,new,finding",
+    [
+        ('endpoint = "tempo.observability.svc:4317"', 'endpoint = "tempo.observability.svc:4318"', "Tempo receives at"),
+        ('endpoint = "0.0.0.0:4318"', 'endpoint = "0.0.0.0:4319"', "the chart exposes"),
+        ("    tls {\n      insecure = true\n    }\n", "", "tls { insecure = true }"),
+        ("traces = [otelcol.processor.memory_limiter.default.input]", "traces = [otelcol.processor.batch.default.input]",
+         "traces pass through"),
+    ],
+)
+def test_a_trace_pipeline_that_loses_a_hop_is_caught(old, new, finding):
+    findings = real_trace_findings(pipeline=broken(old, new))
+    assert any(finding in f for f in findings), findings
+
+
+@pytest.mark.parametrize(
+    "where,change,finding",
+    [
+        ("alloy", lambda v: v["alloy"]["extraPorts"].pop(), "the chart exposes None"),
+        ("alloy", lambda v: v["networkPolicy"].update(enabled=False), "no ingress NetworkPolicy"),
+        ("alloy", lambda v: v["networkPolicy"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"].update(
+            {"kubernetes.io/metadata.name": "default"}), "admits the service to []"),
+        ("service", lambda v: v["tracing"].update(endpoint="http://alloy.observability.svc:4317"), "not Alloy's OTLP/HTTP"),
+        ("service", lambda v: v["networkPolicy"]["otlpCollector"].update(podLabels={"app": "otel"}), "does not select"),
+        ("service", lambda v: v["networkPolicy"]["otlpCollector"].update(port=4317), "is not the receiver's"),
+    ],
+)
+def test_values_that_break_the_path_of_a_span_are_caught(where, change, finding):
+    alloy = copy.deepcopy(obs.values("alloy"))
+    service = copy.deepcopy(service_chart_values())
+    if where == "alloy":
+        change(alloy)
+    else:
+        change(service[-1][1])
+    findings = real_trace_findings(alloy=alloy, service=service)
+    assert any(finding in f for f in findings), findings
+
+
+def test_the_reader_follows_trace_outputs_and_refuses_what_it_cannot_follow():
+    pipeline = pipeline_of(
+        'a.receiver "r" {\n output {\n traces = [b.proc.p.input]\n }\n}\n'
+        'b.proc "p" {\n output {\n traces = [c.exp.e.input]\n }\n}\nc.exp "e" {}\n'
+    )
+    assert [b.id for b in pipeline.trace_chain(pipeline.components["a.receiver.r"])] == ["b.proc.p", "c.exp.e"]
+    for output in ("traces = [b.x.y.input]", "traces = []", "metrics = [c.exp.e.input]"):
+        bad = pipeline_of(f'a.receiver "r" {{\n output {{\n {output}\n }}\n}}\nc.exp "e" {{}}\n')
+        with pytest.raises(ValueError):
+            bad.trace_chain(bad.components["a.receiver.r"])
 
 
 # ------------------------------------------------------------ the reader

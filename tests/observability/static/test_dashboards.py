@@ -35,17 +35,49 @@ def test_every_dashboard_has_a_unique_uid_a_title_and_panels():
     assert len(uids) == len(set(uids))
 
 
-def test_every_query_uses_the_prometheus_or_loki_data_source_by_its_fixed_uid():
+def test_every_query_uses_the_prometheus_loki_or_tempo_data_source_by_its_fixed_uid():
     queries = obs.dashboard_queries()
     assert queries
     for q in queries:
-        assert q.datasource in {"prometheus", "loki"}, (q.dashboard, q.panel, q.datasource)
+        assert q.datasource in {"prometheus", "loki", "tempo"}, (q.dashboard, q.panel, q.datasource)
 
 
 def test_grafana_provisions_those_uids():
     grafana = obs.values("kube-prometheus-stack")["grafana"]
     assert grafana["sidecar"]["datasources"]["uid"] == "prometheus"
-    assert [d["uid"] for d in grafana["additionalDataSources"]] == ["loki"]
+    assert [d["uid"] for d in grafana["additionalDataSources"]] == ["loki", "tempo"]
+
+
+# What the service's spans carry (the contract of its OpenTelemetry
+# support): the resource's service.name, and on the request span the
+# semantic conventions' http.route (the route template) and
+# http.response.status_code. TraceQL may read nothing else of them.
+SPAN_ATTRIBUTES = {"resource.service.name", "span.http.route", "span.http.response.status_code"}
+TRACEQL_INTRINSICS = {"duration", "status", "name", "kind"}
+
+
+@pytest.mark.parametrize("query", [q for q in obs.dashboard_queries() if q.datasource == "tempo"],
+                         ids=lambda q: f"{q.dashboard}:{q.panel}")
+def test_every_traceql_query_selects_the_services_spans_by_attributes_it_sets(query):
+    expr = obs.substitute_grafana(query.expr)
+    assert expr.startswith("{") and expr.count("{") == expr.count("}"), expr
+    assert 'resource.service.name="student-api"' in expr
+    read = set(re.findall(r"\b((?:resource|span)\.[\w.]+)", expr))
+    assert read <= SPAN_ATTRIBUTES, read - SPAN_ATTRIBUTES
+    bare = set(re.findall(r"(?<![\w.])([a-z_]+)\s*(?:=|!=|=~|>|<|>=|<=)\s", expr)) - {"resource", "span"}
+    assert bare <= TRACEQL_INTRINSICS, bare
+
+
+def test_the_service_dashboard_links_latency_to_traces():
+    dash = obs.dashboards()["student-api.json"]
+    panels = {p["title"]: p for p in dash["panels"]}
+    exemplar = [p for p in panels.values() for t in p.get("targets", []) if t.get("exemplar")]
+    assert exemplar, "no panel asks Prometheus for exemplars"
+    for panel in exemplar:
+        for target in panel["targets"]:
+            # Exemplars live on the raw series, not on recording rules.
+            assert "http_request_duration_seconds_bucket" in target["expr"]
+    assert {q.panel for q in obs.dashboard_queries() if q.dashboard == "student-api.json" and q.datasource == "tempo"}
 
 
 def test_the_dashboards_cover_what_operators_look_for():
@@ -55,6 +87,9 @@ def test_the_dashboards_cover_what_operators_look_for():
         "student-api.json": ["namespace_route:http_requests:rate5m", "error_ratio", 'quantile="0.5"',
                              'quantile="0.9"', 'quantile="0.95"', 'quantile="0.99"', "http_requests_in_flight",
                              "db_pool_connections", "db_pool_max_connections"],
+        "student-api-slo.json": ["namespace:slo_error_budget_remaining:ratio", "namespace:slo_objective:ratio",
+                                 "namespace:slo_availability_errors:ratio_rate30d",
+                                 "namespace:slo_latency_slow:ratio_rate1h"],
         "student-api-logs.json": ['level="ERROR"'],
         "postgresql.json": ["pg_stat_activity_count", "pg_stat_database_xact_commit", "pg_stat_database_blks_hit",
                             "pg_database_size_bytes", "pg_stat_replication_pg_wal_lsn_diff"],

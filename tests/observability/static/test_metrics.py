@@ -36,6 +36,11 @@ def used_names() -> dict[str, set[str]]:
         expr = obs.variable_selector(q.expr) if q.variable_query else q.expr
         for name in obs.metric_names(obs.substitute_grafana(expr)):
             used.setdefault(name, set()).add(f"{q.dashboard} / {q.panel}")
+    # Grafana's links from a span to the service's metrics.
+    for source in obs.values("kube-prometheus-stack")["grafana"]["additionalDataSources"]:
+        for query in source.get("jsonData", {}).get("tracesToMetrics", {}).get("queries", []):
+            for name in obs.metric_names(query["query"]):
+                used.setdefault(name, set()).add(f"data source {source['uid']} / {query['name']}")
     return used
 
 

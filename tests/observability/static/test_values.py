@@ -8,6 +8,7 @@ values as the charts' documented keys.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -47,6 +48,7 @@ PINNED = {
         "crds.upgradeJob.nodeSelector",
     ],
     "loki": ["singleBinary.nodeSelector", "defaults.nodeSelector"],
+    "tempo": ["nodeSelector"],
     "prometheus-postgres-exporter": ["nodeSelector"],
     "prometheus-blackbox-exporter": ["nodeSelector"],
 }
@@ -83,6 +85,41 @@ def test_loki_runs_nothing_but_the_pinned_monolithic_pod():
         for component in ("gateway", "chunksCache", "resultsCache", "lokiCanary", "test"):
             assert vals[component]["enabled"] is False, (name, component)
         assert not vals.get("minio", {}).get("enabled"), name
+
+
+def test_tempo_runs_one_unprivileged_pod_with_its_traces_on_a_volume_for_a_bounded_time():
+    for name, vals in all_values("tempo"):
+        tempo = vals["tempo"]
+        assert vals["fullnameOverride"] == "tempo", "Alloy and Grafana reach tempo.observability.svc"
+        assert tempo["reportingEnabled"] is False, name
+        assert re.fullmatch(r"\d+h", tempo["retention"]), name
+        assert vals["persistence"]["enabled"] is True and vals["persistence"]["size"].endswith("Gi"), name
+        requests = tempo["resources"]["requests"]
+        assert requests.get("cpu") and requests.get("memory") and tempo["resources"]["limits"]["memory"], name
+        context = tempo["securityContext"]
+        assert context["readOnlyRootFilesystem"] is True and context["allowPrivilegeEscalation"] is False, name
+        assert context["capabilities"] == {"drop": ["ALL"]}, name
+        assert vals["securityContext"]["runAsNonRoot"] is True and vals["securityContext"]["runAsUser"] != 0
+        assert vals["serviceAccount"]["automountServiceAccountToken"] is False, "Tempo never calls the API"
+        assert vals["tempoQuery"]["enabled"] is False, "Grafana is the UI"
+        assert vals["serviceMonitor"]["enabled"] is True
+    dev, prod = obs.values("tempo")["tempo"]["retention"], obs.merged_values("tempo", "prod")["tempo"]["retention"]
+    assert int(dev[:-1]) < int(prod[:-1])
+
+
+def test_tempo_receives_otlp_only():
+    vals = obs.values("tempo")
+    receivers = vals["tempo"]["receivers"]
+    # The chart's Service template reads the Jaeger endpoints: declared, empty.
+    assert all(p["endpoint"] == "" for p in receivers["jaeger"]["protocols"].values())
+    assert receivers["otlp"]["protocols"] == {
+        "grpc": {"endpoint": "0.0.0.0:4317"},
+        "http": {"endpoint": "0.0.0.0:4318"},
+    }
+    # The configuration template lists the OTLP receiver alone.
+    config = " ".join(vals["config"].split())
+    assert "receivers: otlp: {{- toYaml .Values.tempo.receivers.otlp | nindent 8 }}" in config
+    assert ".Values.tempo.receivers |" not in config and "jaeger" not in config
 
 
 def test_every_loki_container_has_resource_requests():
@@ -200,10 +237,67 @@ def test_grafana_loads_dashboards_labelled_grafana_dashboard():
 def test_grafana_and_alloy_reach_loki_by_its_service_name():
     loki = obs.values("loki")
     base = f"http://{loki['fullnameOverride']}.observability.svc:{3100}"
-    (datasource,) = obs.values("kube-prometheus-stack")["grafana"]["additionalDataSources"]
-    assert datasource["url"] == base
+    assert datasource("loki")["url"] == base
     (writer,) = obs.alloy_pipeline().of_kind("loki.write")
     assert [e.attributes["url"] for e in writer.children("endpoint")] == [f"{base}/loki/api/v1/push"]
+
+
+def datasource(uid: str) -> dict:
+    (found,) = [d for d in obs.values("kube-prometheus-stack")["grafana"]["additionalDataSources"] if d["uid"] == uid]
+    return found
+
+
+# A trace id as the service writes it (W3C: 32 lowercase hex digits), in a
+# line shaped like its JSON lines (compact, as serde_json writes them).
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def test_grafana_reaches_tempo_by_its_service_name():
+    tempo = obs.values("tempo")
+    port = tempo["tempo"].get("server", {}).get("http_listen_port", 3200)
+    assert datasource("tempo")["url"] == f"http://{tempo['fullnameOverride']}.observability.svc:{port}"
+    assert datasource("tempo")["type"] == "tempo"
+
+
+def test_a_metric_exemplar_opens_its_trace():
+    kps = obs.values("kube-prometheus-stack")
+    assert "exemplar-storage" in kps["prometheus"]["prometheusSpec"]["enableFeatures"]
+    destination = kps["grafana"]["sidecar"]["datasources"]["exemplarTraceIdDestinations"]
+    assert destination == {"datasourceUid": "tempo", "traceIdLabelName": "trace_id"}
+
+
+def test_a_log_line_opens_its_trace(service, workdir):
+    (field,) = datasource("loki")["jsonData"]["derivedFields"]
+    assert field["datasourceUid"] == "tempo" and field["url"] == "$${__value.raw}"
+    pattern = re.compile(field["matcherRegex"])
+    # A line of the live service with the trace id the service adds.
+    lines = [json.loads(l) for l in (workdir / "student-api.log").read_text(encoding="utf-8").splitlines()]
+    access = next(line for line in lines if "route" in line)
+    line = json.dumps({**access, "trace_id": TRACE_ID, "span_id": "00f067aa0ba902b7"}, separators=(",", ":"))
+    assert [m.group(1) for m in pattern.finditer(line)] == [TRACE_ID]
+    assert not pattern.search(json.dumps(access, separators=(",", ":"))), "no trace id, no link"
+    # Once the service writes the field itself, its own lines must match too.
+    for own in (l for l in lines if "trace_id" in l):
+        assert pattern.search(json.dumps(own, separators=(",", ":"))).group(1) == own["trace_id"]
+
+
+def test_a_span_opens_the_log_lines_and_metrics_of_its_request():
+    tempo = datasource("tempo")["jsonData"]
+    logs = tempo["tracesToLogsV2"]
+    assert logs["datasourceUid"] == "loki" and logs["customQuery"] is True
+    # The line filter finds the trace id in the line; the stream selector is
+    # one Alloy produces (test_alloy.py checks it with the other LogQL).
+    assert logs["query"] == '{namespace="student-api"} |= "$${__trace.traceId}"'
+    assert tempo["tracesToMetrics"]["datasourceUid"] == "prometheus"
+    assert tempo["lokiSearch"]["datasourceUid"] == "loki"
+
+
+def test_grafanas_own_variables_are_escaped_from_the_provisioning_files_expansion():
+    """Grafana expands $VAR and ${VAR} in provisioning files from its
+    environment; ${__value.raw} unescaped would become an empty string."""
+    text = yaml.safe_dump(obs.values("kube-prometheus-stack")["grafana"]["additionalDataSources"])
+    assert re.findall(r"(?<!\$)\$\{", text) == []
+    assert "$${__value.raw}" in text and "$${__trace.traceId}" in text
 
 
 def test_loki_keeps_logs_seven_days_and_the_compactor_deletes_older_ones():

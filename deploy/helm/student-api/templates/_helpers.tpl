@@ -107,6 +107,12 @@ that depends on them.
 {{- if le (int .Values.terminationGracePeriodSeconds) (int $drain) }}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must exceed lifecycle.preStopSleepSeconds + config.shutdownDelaySeconds + config.shutdownTimeoutSeconds (%d)" (int .Values.terminationGracePeriodSeconds) (int $drain)) }}
 {{- end }}
+{{- if and .Values.faultInjection.enabled (not .Values.faultInjection.allowed) }}
+{{- fail "faultInjection.enabled: fault injection is refused with these values (faultInjection.allowed is false, as in production)" }}
+{{- end }}
+{{- if and .Values.tracing.enabled (not (regexMatch (printf ":%d(/.*)?$" (int .Values.networkPolicy.otlpCollector.port)) .Values.tracing.endpoint)) }}
+{{- fail (printf "tracing.endpoint %s is not at networkPolicy.otlpCollector.port %d: the NetworkPolicy would drop the spans" .Values.tracing.endpoint (int .Values.networkPolicy.otlpCollector.port)) }}
+{{- end }}
 {{- if eq .Values.ports.http .Values.ports.metrics }}
 {{- fail "ports.http and ports.metrics must differ" }}
 {{- end }}
