@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import shutil
+import subprocess
 import threading
 import time
 import urllib.request
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from conftest import (
+    BAO,
     OPENER,
     TOKEN_PATTERN,
     VAULT_DIR,
@@ -45,6 +47,7 @@ SEEDS = {
 HEX_32_BYTES = re.compile(r"^[0-9a-f]{64}$")
 # Secrets an operator supplies (never seeded).
 OPERATOR_SECRETS = ("postgres/backup-s3", "observability/alertmanager", "argocd/repository")
+BAO_BIN_DIR = BAO.parent
 
 
 def seconds(duration: str) -> int:
@@ -596,3 +599,24 @@ def test_a_raft_snapshot_restores_into_a_new_server_with_the_same_seal_key(make_
     assert restored == seeds
     server.stop()
 
+
+def test_the_alertmanager_webhook_scripts_write_logs_in_as_an_operator_and_writes_the_url(platform, k8s_api, tmp_path):
+    """The commands deploy/observability/set-alertmanager-webhook.sh runs in
+    the OpenBao pod, run here with this server's bao and address."""
+    script = (VAULT_DIR.parents[1] / "deploy" / "observability" / "set-alertmanager-webhook.sh").read_text()
+    in_pod = re.search(r"^IN_POD_WRITE='(.*?)'$", script, re.S | re.M).group(1)
+    role = re.search(r'^OPERATOR_ROLE="([^"]+)"', script, re.M).group(1)
+    account = re.search(r'^OPERATOR_ACCOUNT="([^"]+)"', script, re.M).group(1)
+    url = f"http://127.0.0.1:9/{secrets.token_hex(8)}"
+    jwt = k8s_api.token_for("openbao", account)
+    env = {"PATH": f"{BAO_BIN_DIR}:/usr/bin:/bin", "HOME": str(tmp_path), "BAO_ADDR": platform.vault_addr,
+           "BAO_TOKEN": "the seal's token in production"}  # fmt: skip
+
+    result = subprocess.run(
+        ["/bin/sh", "-c", in_pod, "sh", "jwt", role, "secret", "observability/alertmanager", "slack-webhook-url"],
+        input=f"{jwt}\n{url}", env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert platform.kv("observability/alertmanager") == {"slack-webhook-url": url}
+    assert url not in result.stdout + result.stderr and jwt not in result.stdout + result.stderr
