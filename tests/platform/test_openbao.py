@@ -27,8 +27,10 @@ from conftest import (
     OPENER,
     TOKEN_PATTERN,
     VAULT_DIR,
+    apply_roles_from_seeds,
     configmap_files,
     kubernetes_role,
+    reset_platform_database,
     start_transit_seal_server,
     vault,
     wait_until,
@@ -340,6 +342,31 @@ def test_the_operator_writes_the_secrets_only_a_person_supplies_but_reads_none(p
     assert platform.status_of("POST", "auth/kubernetes/role/operator", {"token_ttl": "24h"}, token=token) == 403
     assert platform.status_of("PUT", "sys/seal", token=token) == 403
 
+
+
+def test_after_postgresql_is_recreated_from_the_seeds_an_operator_gives_the_engine_the_seed_again(
+    platform, postgres
+):
+    # A new database volume: roles.sql creates vault with the (stale) seed,
+    # while OpenBao holds the password it rotated to.
+    reset_platform_database(postgres)
+    apply_roles_from_seeds(postgres, platform.openbao)
+    stale = platform.job.run(platform.openbao, platform.workdir)
+    operator = platform.login("operator")
+    seed = platform.kv("postgres/vault")["password"]
+    moved = platform.status_of(
+        "POST", "database/config/postgres", {"connection_url": "postgresql://elsewhere/x"}, token=operator
+    )
+
+    platform.vault("POST", "database/config/postgres", {"password": seed}, token=operator)
+    platform.apply_config()
+
+    assert stale.returncode != 0 and "password authentication failed" in stale.stderr
+    assert moved == 403
+    creds = platform.vault("GET", "database/creds/student-api", token=platform.login("student-api"))
+    assert postgres.psql("select 1", db="student_api", user=creds["data"]["username"], password=creds["data"]["password"])
+    with pytest.raises(Exception, match="password authentication failed"):
+        postgres.psql("select 1", db="student_api", user="vault", password=seed)
 
 def test_the_operator_takes_a_raft_snapshot(platform):
     status, answer = platform.openbao.api("GET", "sys/storage/raft/snapshot", token=platform.login("operator"))

@@ -46,6 +46,17 @@ path "database/rotate-root/postgres" {
   capabilities = ["update"]
 }
 
+# Give the database engine the login vault's password again after
+# PostgreSQL was re-created from the seeds (docs/runbooks/vault.md,
+# Troubleshooting). Only the password: the connection's address and the
+# rest stay as initialize.hcl set them.
+path "database/config/postgres" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "password" = []
+  }
+}
+
 # The configuration, read-only: none of these answers holds a secret (the
 # database connection's password is never returned, KV metadata holds
 # versions and dates, not values).
