@@ -18,7 +18,9 @@
 #
 # Rotating it (docs/runbooks/vault.md, "Rotating the seal key"): add the new
 # key to the Secret under a new id, make it current_key with the old one as
-# previous_key, restart, then drop the old one.
+# previous_key, restart, then drop the old one. OpenBao 2.7 re-wraps its
+# root key under the new key only once recovery keys exist: the runbook
+# makes a throwaway one first.
 seal "static" {
   current_key_id = "seal-1"
   current_key    = "file:///openbao/seal/seal-1"
