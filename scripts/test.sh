@@ -47,8 +47,10 @@
 #   image            Dockerfile and compose lint (hadolint, checkov), and a
 #                    FROM-scratch twin of the image built with podman and run
 #                    as its non-root user (tests/image/run.sh; root)
-#   platform         a real OpenBao and PostgreSQL: the Vault bootstrap and
-#                    credential rotation under load (pytest tests/platform)
+#   platform         a real OpenBao started from deploy/vault and a real
+#                    PostgreSQL: self-initialisation, auto-unseal, the Job
+#                    openbao-config, and the service's credential rotation
+#                    under load (pytest tests/platform)
 #   all              every step (the default)
 # Every step installs what it needs itself, so any subset works on a new
 # machine; `install` only does all the installing up front.

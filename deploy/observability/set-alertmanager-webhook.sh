@@ -10,16 +10,19 @@
 #
 # The URL goes from the file to OpenBao through standard input only: never
 # on a command line, in a log or on this script's output. The write runs
-# `bao kv put` inside the OpenBao pod, with a token read the same way:
-# VAULT_TOKEN when set (e.g. one made with `bao operator generate-root`,
-# docs/runbooks/vault.md), else the root token the bootstrap keeps in the
-# Secret openbao/openbao-init until an operator removes it. A new cluster
-# may still be starting OpenBao: the write is retried until it succeeds or
-# WAIT_TIMEOUT has passed. Afterwards, if the ExternalSecret exists already,
-# External Secrets is asked to sync it now rather than at its next refresh.
+# `bao kv put` inside the OpenBao pod, as an operator: it logs in there with
+# Kubernetes auth (role operator, docs/runbooks/vault.md) using a
+# ten-minute token of the service account openbao/openbao-operator that
+# `kubectl create token` makes for this run (so the right to write is the
+# right to create that account's tokens), passed on standard input too and
+# never stored. VAULT_TOKEN, when set, is used instead (a token the operator
+# brings, allowed to write that path). A new cluster may still be starting
+# OpenBao: the write is retried until it succeeds or WAIT_TIMEOUT has
+# passed. Afterwards, if the ExternalSecret exists already, External
+# Secrets is asked to sync it now rather than at its next refresh.
 #
 # Environment (optional):
-#   VAULT_TOKEN      token allowed to write the secret [the bootstrap's root token]
+#   VAULT_TOKEN      a token allowed to write the secret [a login as operator]
 #   WAIT_TIMEOUT     seconds to keep retrying [900]
 #   POLL_INTERVAL    seconds between two tries [10]
 # kubectl acts on the current context, as bootstrap.sh does.
@@ -32,22 +35,34 @@ source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/common.sh"
 WAIT_TIMEOUT="${WAIT_TIMEOUT:-900}"
 POLL_INTERVAL="${POLL_INTERVAL:-10}"
 # Where OpenBao runs (deploy/argocd/values/openbao.yaml: release openbao,
-# one server in development, openbao-0 of three in production) and where
-# the bootstrap Job keeps the init material (deploy/vault/k8s/job.yaml).
+# one server in development, openbao-0 of three in production), and the
+# operators' identity (deploy/vault/serviceaccounts.yaml and
+# kubernetes-roles/operator.json).
 OPENBAO_NAMESPACE="openbao"
 OPENBAO_POD="openbao-0"
 OPENBAO_CONTAINER="openbao"
-INIT_SECRET="openbao-init"
+OPERATOR_ACCOUNT="openbao-operator"
+OPERATOR_ROLE="operator"
+OPERATOR_TOKEN_TTL="10m"
 # What the ExternalSecret reads (deploy/observability/manifests/
 # externalsecret-alertmanager-slack.yaml): mount, path and property.
 KV_MOUNT="secret"
 KV_PATH="observability/alertmanager"
 KV_PROPERTY="slack-webhook-url"
 EXTERNAL_SECRET="observability/alertmanager-slack"
-# Run by sh inside the OpenBao container: the token is the first line of
-# standard input, the URL the rest, which `bao kv put KEY=-` reads.
+# Run by sh inside the OpenBao container. The first line of standard input
+# is the credential, the rest the URL, which `bao kv put KEY=-` reads. With
+# "jwt" the credential is a service-account token to log in with (role
+# $2), with "token" an OpenBao token; either way BAO_TOKEN is this shell's
+# own (in production the pod's environment holds the seal's token there).
 # shellcheck disable=SC2016 # expanded by that sh, from its arguments
-IN_POD_WRITE='IFS= read -r BAO_TOKEN && export BAO_TOKEN && exec bao kv put -mount="$1" "$2" "$3=-" >/dev/null'
+IN_POD_WRITE='IFS= read -r credential || exit 1
+case "$1" in
+    jwt) BAO_TOKEN="$(printf "%s" "$credential" | BAO_TOKEN= bao write -field=token auth/kubernetes/login role="$2" jwt=-)" || exit 1 ;;
+    *) BAO_TOKEN="$credential" ;;
+esac
+export BAO_TOKEN
+exec bao kv put -mount="$3" "$4" "$5=-" >/dev/null'
 
 usage() {
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
@@ -68,23 +83,25 @@ read_url() {
     printf '%s' "$url"
 }
 
-# token prints VAULT_TOKEN, else the root token of the bootstrap's init material.
-token() {
-    local json
+# credential: "token" and VAULT_TOKEN when set, else "jwt" and a fresh,
+# short-lived token of the operators' service account for OpenBao, on two
+# lines; kubectl's reason on failure (it names the account, never a token).
+credential() {
+    local jwt
     if [[ -n "${VAULT_TOKEN:-}" ]]; then
-        printf '%s' "$VAULT_TOKEN"
+        printf 'token\n%s' "$VAULT_TOKEN"
         return 0
     fi
-    json="$(kubectl -n "$OPENBAO_NAMESPACE" get secret "$INIT_SECRET" -o 'jsonpath={.data.init\.json}' 2>/dev/null)" \
-        || return 1
-    base64 -d <<<"$json" 2>/dev/null | python3 -c '
-import json, sys
-token = json.load(sys.stdin).get("root_token")
-sys.exit(1) if not token else print(token, end="")'
+    jwt="$(kubectl -n "$OPENBAO_NAMESPACE" create token "$OPERATOR_ACCOUNT" --audience vault \
+        --duration "$OPERATOR_TOKEN_TTL" 2>&1)" || {
+        printf '%s' "$jwt"
+        return 1
+    }
+    printf 'jwt\n%s' "$jwt"
 }
 
 main() {
-    local file="${1:-}" url secret_token deadline errors error="" last_error=""
+    local file="${1:-}" url answer kind secret deadline errors error="" last_error=""
     case "$file" in
         -h | --help)
             usage
@@ -97,7 +114,6 @@ main() {
     esac
     (($# == 1)) || die "one FILE only"
     command -v kubectl >/dev/null || die "kubectl not found on PATH"
-    command -v python3 >/dev/null || die "python3 not found on PATH"
     url="$(read_url "$file")"
     errors="$(mktemp)"
     on_exit rm -f "$errors"
@@ -105,13 +121,16 @@ main() {
     deadline=$((SECONDS + WAIT_TIMEOUT))
     log "writing the webhook URL to OpenBao ($KV_MOUNT/$KV_PATH, $KV_PROPERTY); retrying up to ${WAIT_TIMEOUT}s while OpenBao starts"
     while :; do
-        if ! secret_token="$(token)"; then
-            error="no token yet: VAULT_TOKEN is not set and the Secret $OPENBAO_NAMESPACE/$INIT_SECRET holds no root token (not initialised yet, or removed after the bootstrap: see docs/runbooks/vault.md for a short-lived one)"
-        elif printf '%s\n%s' "$secret_token" "$url" \
-            | kubectl -n "$OPENBAO_NAMESPACE" exec -i "$OPENBAO_POD" -c "$OPENBAO_CONTAINER" -- \
-                sh -c "$IN_POD_WRITE" sh "$KV_MOUNT" "$KV_PATH" "$KV_PROPERTY" >/dev/null 2>"$errors"; then
-            break
+        if ! answer="$(credential)"; then
+            error="cannot get a token of $OPENBAO_NAMESPACE/$OPERATOR_ACCOUNT (the right to create it is the right to write; or set VAULT_TOKEN, docs/runbooks/vault.md): $(tr '\n' ' ' <<<"$answer")"
         else
+            kind="${answer%%$'\n'*}"
+            secret="${answer#*$'\n'}"
+            if printf '%s\n%s' "$secret" "$url" \
+                | kubectl -n "$OPENBAO_NAMESPACE" exec -i "$OPENBAO_POD" -c "$OPENBAO_CONTAINER" -- \
+                    sh -c "$IN_POD_WRITE" sh "$kind" "$OPERATOR_ROLE" "$KV_MOUNT" "$KV_PATH" "$KV_PROPERTY" >/dev/null 2>"$errors"; then
+                break
+            fi
             # bao's and kubectl's errors name the API path and the server's
             # reason, never the data sent.
             error="$(tr '\n' ' ' <"$errors")"

@@ -101,7 +101,6 @@ DEV_APPS = frozenset(
         "external-secrets",
         "prometheus-operator-crds",
         "gateway-api-crds",
-        "openbao-bootstrap",
         "traefik",
         "platform-secrets",
         "gateway",
@@ -123,8 +122,8 @@ PROD_APPS = DEV_APPS | {"cert-manager", "cloudnative-pg", "plugin-barman-cloud"}
 # platform component on dependent_services nodes.
 OWN_CHARTS = frozenset({"postgres", "student-api"})
 
-# Helm release names other manifests depend on: the bootstrap Job and the
-# stores reach http://openbao.openbao.svc, the OpenBao role binds the
+# Helm release names other manifests depend on: the Job openbao-config and
+# the stores reach http://openbao.openbao.svc, the OpenBao role binds the
 # service account student-api, the bootstrap script installed `argocd`, the
 # service's NetworkPolicy selects Traefik's pods by the instance label
 # <release>-<namespace> (GATEWAY_POD_LABELS).
@@ -141,7 +140,6 @@ RELEASE_NAMES = {
 NAMESPACES = {
     "argo-cd": "argocd",
     "openbao": "openbao",
-    "openbao-bootstrap": "openbao",
     "external-secrets": "external-secrets",
     "cloudnative-pg": "cnpg-system",
     # The plugin must share the operator's namespace.
@@ -228,8 +226,7 @@ WAVE_ORDER = (
     Before("traefik", "gateway", "a Gateway counts as healthy once its controller has programmed it"),
     Before("gateway", "student-api", "the service's HTTPRoute attaches to the Gateway's listener"),
     # Stores before their users.
-    Before("openbao", "openbao-bootstrap", "the Job initialises and unseals OpenBao"),
-    Before("openbao-bootstrap", "platform-secrets", "the store logs in with the role the bootstrap creates"),
+    Before("openbao", "platform-secrets", "the store logs in with the role OpenBao's self-initialisation creates"),
     Before("platform-secrets", "postgres", "the database's credentials come through the store"),
     Before("platform-secrets", "student-api", "the service's credentials come through the store"),
     Before("platform-secrets", "kube-prometheus-stack", "Grafana mounts the admin Secret synced by platform-secrets"),
@@ -1145,3 +1142,48 @@ def is_own_chart_app(app: dict) -> bool:
         and sources[0].get("repoURL") == GIT_REPO
         and (REPO / str(sources[0].get("path") or "-") / "Chart.yaml").is_file()
     )
+
+
+# ------------------------------------------------ OpenBao's own files
+# Where the server finds deploy/vault's ConfigMaps (deploy/argocd/values/
+# openbao.yaml and openbao-prod.yaml mount them there).
+OPENBAO_MOUNTS = {"/openbao/platform": "openbao-platform-config", "/openbao/policies": "openbao-policies"}
+# The files every environment's server loads beside the chart's own; the
+# seal file is the one that differs.
+OPENBAO_SHARED_CONFIG = ("audit.hcl", "initialize.hcl")
+OPENBAO_SEALS = {"dev": "seal-static.hcl", "prod": "seal-transit.hcl"}
+
+
+def openbao_config_files(values: dict) -> list[str]:
+    """The configuration files the server is started with beside the chart's
+    (-config=... in server.extraArgs, also inside a shell substitution)."""
+    return re.findall(r"-config=(\S+?)\)?(?=\s|$)", str(get_path(values, ("server", "extraArgs")) or ""))
+
+
+def check_openbao_files(variant: str, values: dict, docs: list[Any]) -> list[str]:
+    """The server's configuration files and the policies its
+    self-initialisation reads are in the ConfigMaps deploy/vault renders, at
+    the paths the chart mounts them; development and production load the
+    same files but the seal."""
+    findings = []
+    config_maps = {d["metadata"]["name"]: d.get("data") or {} for d in docs if d.get("kind") == "ConfigMap"}
+    volumes = {v.get("name"): v for v in get_path(values, ("server", "volumes")) or []}
+    mounts = {m.get("mountPath"): m.get("name") for m in get_path(values, ("server", "volumeMounts")) or []}
+    for path, config_map in OPENBAO_MOUNTS.items():
+        volume = volumes.get(mounts.get(path)) or {}
+        got = (volume.get("configMap") or {}).get("name")
+        if got != config_map:
+            findings.append(f"{variant}: server.volumeMounts: {path} mounts {got!r}, expected the ConfigMap {config_map}")
+    files = openbao_config_files(values)
+    expected = {f"/openbao/platform/{OPENBAO_SEALS[variant]}", *(f"/openbao/platform/{f}" for f in OPENBAO_SHARED_CONFIG)}
+    if set(files) != expected:
+        findings.append(f"{variant}: server.extraArgs loads {sorted(files)}, expected {sorted(expected)}")
+    platform = config_maps.get(OPENBAO_MOUNTS["/openbao/platform"], {})
+    for file in files:
+        if file.startswith("/openbao/platform/") and file.removeprefix("/openbao/platform/") not in platform:
+            findings.append(f"{variant}: server.extraArgs loads {file}, which deploy/vault does not render")
+    policies = config_maps.get(OPENBAO_MOUNTS["/openbao/policies"], {})
+    for name in re.findall(r'path\s*=\s*"/openbao/policies/([^"]+)"', platform.get("initialize.hcl", "")):
+        if name not in policies:
+            findings.append(f"{variant}: initialize.hcl reads /openbao/policies/{name}, which deploy/vault does not render")
+    return findings

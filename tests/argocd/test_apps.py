@@ -334,6 +334,61 @@ def test_an_openbao_version_drift_is_caught():
     assert len(openbao_drift(injector_on, tested)) == 1
 
 
+def openbao_beside_chart(variant_name: str) -> list[Any]:
+    """What the Application openbao renders from deploy/vault beside its chart."""
+    (source,) = gitops.extra_kustomize_sources(app(variant_name, "openbao"))
+    assert source["path"] == "deploy/vault"
+    return gitops.kustomize_source(source)
+
+
+@pytest.mark.parametrize("variant_name", ["dev", "prod"])
+def test_openbao_starts_with_deploy_vaults_files_and_the_same_ones_in_every_environment_but_the_seal(variant_name):
+    values = gitops.passed_values(app(variant_name, "openbao"))
+    fail_with(gitops.check_openbao_files(variant_name, values, openbao_beside_chart(variant_name)))
+
+
+def test_a_configuration_file_the_server_would_not_find_is_caught():
+    values = gitops.passed_values(app("dev", "openbao"))
+    docs = copy.deepcopy(openbao_beside_chart("dev"))
+    assert gitops.check_openbao_files("dev", values, docs) == []
+    platform = next(d for d in docs if d["metadata"]["name"] == "openbao-platform-config")
+    del platform["data"]["initialize.hcl"]
+    assert any("initialize.hcl, which deploy/vault does not render" in f for f in gitops.check_openbao_files("dev", values, docs))
+    prod_seal = gitops.merge_values(values, {"server": {"extraArgs": values["server"]["extraArgs"].replace("seal-static", "seal-transit")}})
+    assert any("expected" in f for f in gitops.check_openbao_files("dev", prod_seal, openbao_beside_chart("dev")))
+    unmounted = gitops.merge_values(values, {"server": {"volumeMounts": []}})
+    assert any("/openbao/policies mounts None" in f for f in gitops.check_openbao_files("dev", unmounted, openbao_beside_chart("dev")))
+
+
+@pytest.mark.parametrize("variant_name", ["dev", "prod"])
+def test_openbao_is_ready_only_unsealed_and_self_initialises_only_on_its_first_pod(variant_name):
+    values = gitops.passed_values(app(variant_name, "openbao"))
+    probe = gitops.get_path(values, ("server", "readinessProbe", "path"))
+    assert probe == "/v1/sys/health?standbyok=true", probe
+    args = values["server"]["extraArgs"]
+    if variant_name == "prod":
+        # Three replicas: only openbao-0 loads initialize.hcl (see the values).
+        assert '$([ "$HOSTNAME" = openbao-0 ] && echo -config=/openbao/platform/initialize.hcl)' in args
+        assert gitops.get_path(values, ("server", "podManagementPolicy")) in (None, "OrderedReady")
+
+
+@pytest.mark.parametrize("variant_name", ["dev", "prod"])
+def test_the_config_jobs_bao_is_the_release_the_server_runs(variant_name):
+    values = gitops.passed_values(app(variant_name, "openbao"))
+    (job,) = [d for d in openbao_beside_chart(variant_name) if d.get("kind") == "Job"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    # The chart's server image (server.image.registry and repository, left at
+    # the chart's defaults) at the tag the values pin.
+    server_image = gitops.get_path(values, ("server", "image")) or {}
+    registry = server_image.get("registry", "quay.io")
+    repository = server_image.get("repository", "openbao/openbao")
+    assert container["image"] == f"{registry}/{repository}:{server_image['tag']}"
+    assert job["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PostSync"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    scheme = "https" if variant_name == "prod" else "http"
+    assert env["BAO_ADDR"] == f"{scheme}://openbao.openbao.svc:8200"
+
+
 # ------------------------------------------------------------------ sync
 @pytest.mark.parametrize("variant_name,name", APP_PARAMS)
 def test_every_application_syncs_itself_with_prune_self_heal_retries_and_a_wave(variant_name, name):
@@ -755,8 +810,7 @@ def test_large_crds_without_server_side_apply_are_caught():
     "first,then",
     [
         ("postgres", "student-api"),
-        ("openbao", "openbao-bootstrap"),
-        ("openbao-bootstrap", "platform-secrets"),
+        ("openbao", "platform-secrets"),
         ("external-secrets", "platform-secrets"),
         ("prometheus-operator-crds", "observability-manifests"),
         ("platform-secrets", "kube-prometheus-stack"),
@@ -937,7 +991,7 @@ def test_a_chart_without_a_resource_requests_table_is_caught():
 
 
 def test_an_unpinned_kustomize_workload_is_caught():
-    docs = copy.deepcopy(kustomize_render("dev", "openbao-bootstrap"))
+    docs = copy.deepcopy(gitops.kustomize_source(gitops.extra_kustomize_sources(app("dev", "openbao"))[0]))
     job = next(d for d in docs if d.get("kind") == "Job")
     del job["spec"]["template"]["spec"]["nodeSelector"]
     assert any("Job" in f for f in pinning_findings(docs, PLATFORM_ONLY, PLATFORM_ONLY))

@@ -12,6 +12,7 @@ are made at run time and never written anywhere but the pretend cluster.
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import shutil
 import sys
@@ -45,7 +46,7 @@ class BootstrapFake(Fake):
         super().__init__(tmp)
         for tool in ("helm", "git"):
             self.install(tool)
-        for tool in ("base64", "chmod", "env"):
+        for tool in ("base64", "chmod", "env", "head"):
             found = shutil.which(tool)
             assert found, f"{tool} is needed to run the bootstrap"
             (self.sysbin / tool).symlink_to(found)
@@ -113,7 +114,10 @@ def test_a_first_run_follows_the_clones_origin_and_branch_and_the_image_of_that_
         "--namespace", "argocd", "--create-namespace",
         "--values", str(gitops.ARGOCD_DIR / "values" / "argo-cd.yaml"), "--wait", "--timeout", "10m",
     ]
-    assert calls[1][:4] == [*ctx, "apply"] and len(calls) == 2
+    # Development: OpenBao's seal key (its own test below), then the root.
+    assert calls[1] == [*ctx, "create", "namespace", "openbao"]
+    assert calls[2] == [*ctx, "create", "-f", "-"]
+    assert calls[3][:4] == [*ctx, "apply"] and len(calls) == 4
     # The root is the chart's, rendered with the fork's settings.
     assert root_of(fake) == gitops.platform_variant(
         "dev", {"repo": {"url": FORK, "revision": "main"}, "image": {"repository": FORK_IMAGE}}
@@ -125,7 +129,57 @@ def test_a_first_run_follows_the_clones_origin_and_branch_and_the_image_of_that_
     assert "Argo CD reads the root (sync status OutOfSync)" in result.stderr
     assert f"ok: repository {FORK} at main (commit {MAIN[:12]})" in result.stderr
     assert all(c[1:3] == ["--context", CONTEXT] for c in cluster_calls(fake))
-    assert "secret" not in str(fake.mutating_calls())
+    assert list(fake.world()["secrets"]) == ["openbao/openbao-seal"]
+
+
+def seal_key_id() -> str:
+    """The key id the development static seal reads its key under."""
+    text = (gitops.REPO / "deploy" / "vault" / "server" / "seal-static.hcl").read_text(encoding="utf-8")
+    ids = re.findall(r'^\s*current_key_id\s*=\s*"([^"]+)"', text, re.M)
+    assert len(ids) == 1, ids
+    return ids[0]
+
+
+def test_a_development_run_makes_openbaos_seal_key_once_from_random_bytes_and_never_shows_it(fake, tmp_path):
+    fake.ready_cluster()
+
+    first = fake.run(BOOTSTRAP)
+    first_calls = fake.calls()
+    secret = fake.world()["secrets"]["openbao/openbao-seal"]
+    second = fake.run(BOOTSTRAP)
+    (tmp_path / "other").mkdir()
+    other = BootstrapFake(tmp_path / "other")
+    other.ready_cluster()
+    other.run(BOOTSTRAP)
+
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    key_id = seal_key_id()
+    # The Secret the chart mounts, the key under the id the seal names.
+    values = yaml.safe_load((gitops.ARGOCD_DIR / "values" / "openbao.yaml").read_text(encoding="utf-8"))
+    mounted = {v["name"]: v for v in values["server"]["volumes"]}["seal"]["secret"]["secretName"]
+    assert (secret["metadata"]["name"], mounted) == ("openbao-seal", "openbao-seal")
+    assert list(secret["data"]) == [key_id]
+    key = base64.b64decode(secret["data"][key_id])
+    assert len(key) == 32
+    assert key != base64.b64decode(other.world()["secrets"]["openbao/openbao-seal"]["data"][key_id])
+    # Made once: the second run keeps it.
+    assert fake.world()["secrets"]["openbao/openbao-seal"] == secret
+    assert "Secret openbao/openbao-seal (OpenBao's seal key) exists: kept" in second.stderr
+    encoded = secret["data"][key_id]
+    for result in (first, second):
+        assert encoded not in result.stdout + result.stderr
+    assert all(encoded not in arg for call in first_calls + fake.calls() for arg in call)
+    assert not [c for c in fake.mutating_calls() if "create" in c]
+
+
+def test_a_production_run_makes_no_seal_key(fake):
+    fake.ready_cluster()
+
+    result = fake.run(BOOTSTRAP, "prod")
+
+    assert result.returncode == 0, result.stderr
+    assert "openbao/openbao-seal" not in fake.world().get("secrets", {})
+    assert not [c for c in fake.mutating_calls() if "namespace" in c]
 
 
 def test_flags_choose_the_repository_revision_image_context_and_production(fake):
@@ -381,9 +435,10 @@ def test_a_private_fork_gets_its_first_repository_secret_from_the_environment_on
     assert secret["metadata"]["labels"]["argocd.argoproj.io/secret-type"] == "repository"
     data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     assert data == {"type": "git", "url": FORK, "username": username, "password": token}
-    # Created before the root, which Argo CD then reads with it.
-    verbs = [c[3] for c in fake.mutating_calls() if c[0] == "kubectl"]
-    assert verbs == ["create", "apply"]
+    # Created before the root, which Argo CD then reads with it (after
+    # OpenBao's namespace and seal key).
+    verbs = [c[3:5] for c in fake.mutating_calls() if c[0] == "kubectl"]
+    assert verbs == [["create", "-f"], ["create", "namespace"], ["create", "-f"], ["apply", "-f"]]
     assert root_of(fake)["spec"]["source"]["helm"]["valuesObject"]["repo"]["private"] is True
     assert "Argo CD reads the root" in result.stderr
     # The token went through stdin and the askpass program, never an argument

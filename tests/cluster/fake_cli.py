@@ -375,10 +375,20 @@ def kubectl_local(world: dict, rest: list[str], output: str | None) -> None:
 
 
 def bootstrap_call(world: dict, rest: list[str], ns: str | None, output: str | None) -> bool:
-    """The objects bootstrap.sh reads and writes: the repository Secret and
-    the root Application. False when the call is none of its."""
+    """The objects bootstrap.sh reads and writes: the repository Secret,
+    OpenBao's seal key and its namespace, and the root Application. False
+    when the call is none of its."""
     secrets = world.setdefault("secrets", {})
-    if rest[:2] == ["get", "secret"] and len(rest) == 3 and output == "name":
+    if rest[:2] == ["get", "namespace"] and len(rest) == 3 and output == "name":
+        if rest[2] not in world.get("namespaces", []):
+            fail(f'Error from server (NotFound): namespaces "{rest[2]}" not found')
+        print(f"namespace/{rest[2]}")
+    elif rest[:2] == ["create", "namespace"] and len(rest) == 3:
+        if rest[2] in world.setdefault("namespaces", []):
+            fail(f'Error from server (AlreadyExists): namespaces "{rest[2]}" already exists')
+        world["namespaces"].append(rest[2])
+        print(f"namespace/{rest[2]} created")
+    elif rest[:2] == ["get", "secret"] and len(rest) == 3 and output == "name":
         if f"{ns}/{rest[2]}" not in secrets:
             fail(f'Error from server (NotFound): secrets "{rest[2]}" not found')
         print(f"secret/{rest[2]}")

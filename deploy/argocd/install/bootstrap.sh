@@ -32,6 +32,12 @@
 # python3, and a cluster whose nodes carry the platform's roles (label
 # `type`: deploy/cluster makes one). Nothing changes until every check has
 # passed; each failed check says which step to take next.
+#
+# On a development cluster it also makes OpenBao's seal key once: the Secret
+# openbao/openbao-seal, 32 bytes from /dev/urandom that go from the kernel to
+# the API server through a pipe, never printed and never in Git, and never
+# replaced (deploy/vault/server/seal-static.hcl, docs/runbooks/vault.md).
+# Production seals with a KMS instead.
 set -euo pipefail
 
 LOG_PREFIX="argocd-bootstrap"
@@ -52,6 +58,12 @@ PLATFORM_CHART="$REPO_ROOT/deploy/argocd/platform"
 # The repository Secret of a private repository; the ExternalSecret of
 # templates/repository-credentials.yaml adopts it under the same name.
 REPO_SECRET="platform-repository"
+# OpenBao's seal key on a development cluster: the Secret the chart mounts
+# (deploy/argocd/values/openbao.yaml), holding the key under the id the
+# static seal names (read from that file, so the two cannot differ).
+SEAL_NAMESPACE="openbao"
+SEAL_SECRET="openbao-seal"
+SEAL_CONFIG="$REPO_ROOT/deploy/vault/server/seal-static.hcl"
 # Older Helm lacks what the commands below use; Helm 3 as a whole gets
 # security fixes only, until 2027-02-10 (helm.sh/blog/helm-v3-end-of-life,
 # read 2026-12-05).
@@ -389,6 +401,32 @@ ensure_repository_secret() {
     log "created the Secret $ARGOCD_NAMESPACE/$REPO_SECRET from REPO_USERNAME and REPO_TOKEN"
 }
 
+# ensure_seal_key: on a development cluster, the Secret openbao/openbao-seal
+# with 32 random bytes under the key id of seal-static.hcl, made once. One
+# that exists is kept whatever it holds: a new key would leave OpenBao's data
+# unreadable (rotating it is a runbook step).
+ensure_seal_key() {
+    local key_id
+    if kc -n "$SEAL_NAMESPACE" get secret "$SEAL_SECRET" -o name >/dev/null 2>&1; then
+        log "Secret $SEAL_NAMESPACE/$SEAL_SECRET (OpenBao's seal key) exists: kept"
+        return 0
+    fi
+    key_id="$(sed -n 's/^[[:space:]]*current_key_id[[:space:]]*=[[:space:]]*"\([A-Za-z0-9_.-]*\)".*/\1/p' "$SEAL_CONFIG")"
+    [[ -n "$key_id" ]] || die "no current_key_id in $SEAL_CONFIG"
+    if ! kc get namespace "$SEAL_NAMESPACE" -o name >/dev/null 2>&1; then
+        kc create namespace "$SEAL_NAMESPACE" >/dev/null
+    fi
+    # As for the repository Secret: the manifest goes through stdin only,
+    # and kubectl create keeps no copy of the data in an annotation.
+    {
+        printf '{"apiVersion":"v1","kind":"Secret","type":"Opaque",'
+        printf '"metadata":{"name":"%s","namespace":"%s",' "$SEAL_SECRET" "$SEAL_NAMESPACE"
+        printf '"labels":{"app.kubernetes.io/part-of":"student-api","app.kubernetes.io/name":"openbao","app.kubernetes.io/component":"seal"}},'
+        printf '"data":{"%s":"%s"}}\n' "$key_id" "$(head -c 32 /dev/urandom | b64)"
+    } | kc create -f - >/dev/null
+    log "created OpenBao's seal key, the Secret $SEAL_NAMESPACE/$SEAL_SECRET (32 random bytes, key $key_id; never shown)"
+}
+
 # wait_root: Argo CD compared the root with Git (Synced or OutOfSync, no
 # error), within WAIT_TIMEOUT; otherwise its error and the next step.
 wait_root() {
@@ -443,6 +481,11 @@ main() {
     if ((PRIVATE)); then
         header "repository credentials"
         ensure_repository_secret
+    fi
+
+    if [[ "$ENVIRONMENT" == dev ]]; then
+        header "OpenBao's seal key"
+        ensure_seal_key
     fi
 
     header "root Application ($ENVIRONMENT)"
