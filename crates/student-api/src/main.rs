@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use student_api::config::{Cli, Command};
+use student_api::cli::{Cli, Command};
 use student_api::{app, telemetry, Application};
 
 /// Every request allocates a little (headers, JSON, rows); mimalloc serves
@@ -24,11 +24,11 @@ async fn main() -> ExitCode {
             }
         };
     }
-    if let Err(err) = telemetry::init(&cli.log) {
+    if let Err(err) = telemetry::init(&cli.log()) {
         eprintln!("student-api: invalid configuration: {err}");
         return ExitCode::from(2);
     }
-    let config = match cli.serve_config() {
+    let config = match cli.config() {
         Ok(config) => config,
         Err(err) => {
             tracing::error!(error = %err, "invalid configuration");

@@ -11,4 +11,4 @@ mod text;
 pub use email::Email;
 pub use gpa::Gpa;
 pub use student::{NewStudent, StudentChanges};
-pub use text::{text_pattern, FieldOfStudy, StudentName, TEXT_MAX_CHARS};
+pub use text::{text_pattern, StudentDomain, StudentName, TEXT_MAX_CHARS};

@@ -28,7 +28,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 pub use extract::BODY_LIMIT_BYTES;
-pub use health::Health;
+pub use health::{Dependency, Health};
 pub use metrics::Metrics;
 
 use crate::storage::Store;
