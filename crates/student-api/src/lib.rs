@@ -17,5 +17,6 @@ pub mod secrets;
 pub mod server;
 pub mod storage;
 pub mod telemetry;
+pub mod tls;
 
 pub use app::Application;

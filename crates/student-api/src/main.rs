@@ -13,6 +13,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Every TLS client of the process (Vault, and reqwest's for the
+    // healthcheck) uses ring, the provider the PostgreSQL connections use.
+    student_api::tls::install_default();
     let cli = Cli::parse();
     if let Some(Command::Healthcheck(args)) = cli.command {
         // No logging and no database settings: only the listen address matters.

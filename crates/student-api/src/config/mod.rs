@@ -1,5 +1,5 @@
 //! Configuration: what the service runs with, resolved once at start into
-//! plain data (the command line in [`crate::cli`] fills it in).
+//! plain data (the command line, `cli`, fills it in).
 //!
 //! Rules: every failure names the variable and the reason and is fatal at
 //! start-up; secret values live in [`SecretString`](secrecy::SecretString)

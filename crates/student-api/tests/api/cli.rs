@@ -299,6 +299,7 @@ async fn a_rejected_password_fails_without_printing_it() {
 
 /// Polls `/ready` on `port` until it answers 200 (bounded) and returns the client.
 async fn wait_ready(port: u16) -> reqwest::Client {
+    crate::helpers::install_crypto_provider();
     let client = reqwest::Client::new();
     let started = Instant::now();
     loop {

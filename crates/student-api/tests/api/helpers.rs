@@ -158,6 +158,13 @@ pub fn config(flags: &[&str]) -> Config {
         .expect("valid configuration")
 }
 
+/// reqwest's TLS is rustls without a built-in crypto provider (the service
+/// installs ring for the process): the test process does the same before
+/// building a client.
+pub fn install_crypto_provider() {
+    student_api::tls::install_default();
+}
+
 /// A running application and an HTTP client for it.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -202,6 +209,7 @@ impl TestApp {
         let addr = app.local_addr();
         let health = app.health();
         let metrics_addr = app.metrics_addr();
+        install_crypto_provider();
         let (stop, stopped) = oneshot::channel();
         let server = tokio::spawn(app.run(async {
             let _ = stopped.await;

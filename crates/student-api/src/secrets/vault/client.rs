@@ -5,11 +5,15 @@
 //! Vault refused it (4xx, permanent until someone changes Vault) or could
 //! not be asked (network, 5xx, sealed: worth retrying).
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use rustls::RootCertStore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -201,19 +205,11 @@ struct ErrorBody {
 
 impl VaultClient {
     pub fn new(config: &VaultConfig) -> Result<Self, VaultError> {
-        let mut builder = reqwest::Client::builder()
+        let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
-            .user_agent(concat!("student-api/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = &config.ca_cert {
-            let pem = std::fs::read(path)
-                .map_err(|e| VaultError::Setup(format!("cannot read {}: {e}", path.display())))?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
-                VaultError::Setup(format!("{} is not a PEM certificate: {e}", path.display()))
-            })?;
-            builder = builder.add_root_certificate(cert);
-        }
-        let http = builder
+            .user_agent(concat!("student-api/", env!("CARGO_PKG_VERSION")))
+            .use_preconfigured_tls(tls_config(config.ca_cert.as_deref())?)
             .build()
             .map_err(|e| VaultError::Setup(e.to_string()))?;
         let mut addr = config.addr.clone();
@@ -466,6 +462,34 @@ impl VaultClient {
             })
         }
     }
+}
+
+/// TLS to Vault: rustls with ring (the crypto of every TLS connection the
+/// service makes), trusting the public web roots and `VAULT_CACERT`.
+fn tls_config(ca_cert: Option<&Path>) -> Result<rustls::ClientConfig, VaultError> {
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_cert {
+        let not_pem = |e: &dyn std::fmt::Display| {
+            VaultError::Setup(format!("{} is not a PEM certificate: {e}", path.display()))
+        };
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(|e| not_pem(&e))?;
+        if certs.is_empty() {
+            return Err(not_pem(&"no certificate in it"));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| not_pem(&e))?;
+        }
+    }
+    Ok(
+        rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| VaultError::Setup(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }
 
 fn token_grant(auth: AuthData) -> TokenGrant {

@@ -89,7 +89,7 @@ pub fn check_settings(target: &PostgresTarget) -> Result<(), ConnectConfigError>
 }
 
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    crate::tls::provider()
 }
 
 fn tls_config(mode: SslMode, root_cert: Option<&str>) -> Result<ClientConfig, ConnectConfigError> {

@@ -107,14 +107,17 @@ async fn apply(client: &mut Client, migrator: &Migrator) -> Result<usize, Migrat
             source,
         };
         if migration.no_tx {
-            client.batch_execute(&migration.sql).await.map_err(failed)?;
+            client
+                .batch_execute(migration.sql.as_str())
+                .await
+                .map_err(failed)?;
             client
                 .execute(record, &[&migration.version, &description, &checksum])
                 .await?;
         } else {
             let transaction = client.transaction().await?;
             transaction
-                .batch_execute(&migration.sql)
+                .batch_execute(migration.sql.as_str())
                 .await
                 .map_err(failed)?;
             transaction

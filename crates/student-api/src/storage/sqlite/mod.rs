@@ -15,7 +15,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::Sqlite;
+use sqlx::{ConnectOptions, Connection, Sqlite};
 
 use self::file::DatabaseFiles;
 use super::migrations::APPLIED_SQL;
@@ -97,6 +97,11 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
+        // One connection first, alone: it creates the file and switches it to
+        // WAL, which needs the database to itself. The pool opens its
+        // connections concurrently, and two of them switching a new file
+        // at once would have one fail with SQLITE_BUSY.
+        options.connect().await?.close().await?;
         // Connections live as long as the process: the WAL file keeps its
         // identity only while one is open (see `file`), and an SQLite
         // connection is a file handle, nothing a server would reclaim.
