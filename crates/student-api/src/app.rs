@@ -253,7 +253,7 @@ impl OpenStore {
                 // Before asking any credential source: a root certificate
                 // that cannot be read is a setting to fix, not an outage.
                 crate::storage::check_postgres_settings(base)
-                    .context("DATABASE_URL: its sslrootcert (or PGSSLROOTCERT) cannot be used")?;
+                    .context("DATABASE_URL: its sslrootcert cannot be used")?;
                 let login = crate::storage::postgres_login(&config.pool);
                 let credentials = Credentials::start(&config.credentials, base.clone(), login)
                     .await

@@ -24,7 +24,9 @@ fn text_schema() -> Object {
         .build()
 }
 
-/// Body of `POST` and `PUT`: every writable field (documentation of the wire format).
+/// Body of `POST` and `PUT`: every writable field. It documents the wire
+/// format only: bodies are read field by field from a JSON object (so that
+/// one 422 names every bad field), never deserialized into this type.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
