@@ -5,6 +5,7 @@
 //! say so and pass without running (`require_postgres!`), so a plain
 //! `cargo test` on a fresh clone runs everything SQLite can.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,9 +28,11 @@ pub enum Backend {
     Postgres,
 }
 
-/// Whether PostgreSQL tests can run; when not, says why on standard error
-/// (`cargo test` shows it with `--nocapture`, and lists the test as passed).
+/// Whether PostgreSQL tests can run; when not, says why on standard error.
+/// It writes to the stream itself: libtest captures `eprintln!` of a
+/// passing test, and a skipped test passes.
 pub fn postgres_available() -> bool {
+    static EXPLAINED: std::sync::Once = std::sync::Once::new();
     if std::env::var_os(TEST_DATABASE_URL).is_some() {
         return true;
     }
@@ -37,10 +40,16 @@ pub fn postgres_available() -> bool {
         .name()
         .unwrap_or("a PostgreSQL test")
         .to_owned();
-    eprintln!(
-        "skipped {test}: it needs PostgreSQL; run `bash scripts/test.sh unit`, which starts \
-         a throwaway one, or set {TEST_DATABASE_URL}=postgres://user:password@127.0.0.1:port/postgres"
-    );
+    let mut stderr = std::io::stderr().lock();
+    EXPLAINED.call_once(|| {
+        let _ = writeln!(
+            stderr,
+            "PostgreSQL tests are skipped: they need a server. Run `bash scripts/test.sh unit`, \
+             which starts a throwaway one, or set \
+             {TEST_DATABASE_URL}=postgres://user:password@127.0.0.1:port/postgres"
+        );
+    });
+    let _ = writeln!(stderr, "skipped (needs {TEST_DATABASE_URL}): {test}");
     false
 }
 
