@@ -533,7 +533,7 @@ mod tests {
         assert_eq!(
             cli.command,
             Some(Command::Migrate(MigrateArgs {
-                wait: Some(Duration::from_secs(120))
+                wait: Some(Duration::from_mins(2))
             }))
         );
         assert!(Cli::try_parse_from(["student-api", "migrate", "--wait", "0s"]).is_err());
@@ -693,7 +693,7 @@ mod tests {
                 VaultSecret::Kv {
                     mount: "secret".to_owned(),
                     path: "student-api/db".to_owned(),
-                    refresh: Duration::from_secs(60),
+                    refresh: Duration::from_mins(1),
                 }
             );
         }

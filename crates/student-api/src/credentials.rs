@@ -330,7 +330,7 @@ mod tests {
     fn the_status_keeps_the_first_failure_time_and_clears_on_success() {
         let status = CredentialStatus::new("vault");
         assert_eq!(status.problem(), None);
-        status.set_valid_until(Some(SystemTime::UNIX_EPOCH + Duration::from_secs(60)));
+        status.set_valid_until(Some(SystemTime::UNIX_EPOCH + Duration::from_mins(1)));
         status.report_problem("connection refused");
         let first = status.problem().unwrap();
         status.report_problem("connection refused");

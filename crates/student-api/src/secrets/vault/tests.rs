@@ -452,7 +452,7 @@ async fn a_changed_kv_secret_is_published_and_an_unchanged_one_is_not() {
     let kv_secret = VaultSecret::Kv {
         mount: "secret".to_owned(),
         path: "student-api/db".to_owned(),
-        refresh: Duration::from_secs(60),
+        refresh: Duration::from_mins(1),
     };
     let auth = VaultAuth::Token(SecretString::from(secret()));
     let (mut source, publisher) = start(&server, auth, kv_secret).await;

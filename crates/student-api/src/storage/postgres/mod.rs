@@ -40,7 +40,7 @@ const PIPELINE_DEPTH: usize = 8;
 
 /// Connections are replaced after this long, so that server-side memory is
 /// returned and changes such as a failover reach every connection.
-const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
+const MAX_LIFETIME: Duration = Duration::from_mins(30);
 
 /// Opens sessions with the service's settings.
 #[derive(Debug, Clone, Copy)]

@@ -370,7 +370,7 @@ mod tests {
                 max_connections,
                 depth: DEPTH,
                 acquire_timeout: Duration::from_secs(3),
-                max_lifetime: Duration::from_secs(1800),
+                max_lifetime: Duration::from_mins(30),
             },
         ));
         tokio::spawn(pool.clone().retire_rotated());
@@ -467,7 +467,7 @@ mod tests {
         assert_eq!(f.pool.acquire().await.unwrap().id, 2);
 
         tokio::time::pause();
-        tokio::time::advance(Duration::from_secs(1800)).await;
+        tokio::time::advance(Duration::from_mins(30)).await;
         assert_eq!(f.pool.acquire().await.unwrap().id, 3, "past its lifetime");
     }
 
