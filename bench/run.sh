@@ -8,7 +8,8 @@
 # Tunables (environment, seconds are integers): BENCH_SECONDS (10),
 # BENCH_WARMUP_SECONDS (3),
 # BENCH_THREADS (2), BENCH_CONNECTIONS (16), BENCH_STUDENTS (10000),
-# BENCH_STARTUP_RUNS (5).
+# BENCH_STARTUP_RUNS (5); BENCH_BIN: benchmark this binary instead of
+# building the release binary (to compare two builds back to back).
 #
 # Exit status: 0 even when a target is missed (it is a benchmark, not a
 # test); 1 when any request failed or a step could not run.
@@ -30,7 +31,7 @@ CONNECTIONS="${BENCH_CONNECTIONS:-16}"
 STUDENTS="${BENCH_STUDENTS:-10000}"
 STARTUP_RUNS="${BENCH_STARTUP_RUNS:-5}"
 BENCH_DIR="$REPO_ROOT/bench"
-BIN="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/student-api"
+BIN="${BENCH_BIN:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/student-api}"
 SCENARIOS=(get_by_id list create)
 
 # Targets.
@@ -88,9 +89,14 @@ check() {
 }
 
 # ---------------------------------------------------------------------------
-header "building the release binary"
-cargo build --release --locked
-[[ -x "$BIN" ]] || die "$BIN missing after the build"
+if [[ -n "${BENCH_BIN:-}" ]]; then
+    [[ -x "$BIN" ]] || die "BENCH_BIN=$BIN is not an executable"
+    log "benchmarking $BIN (BENCH_BIN; not building)"
+else
+    header "building the release binary"
+    cargo build --release --locked
+    [[ -x "$BIN" ]] || die "$BIN missing after the build"
+fi
 
 if ! command -v wrk >/dev/null; then
     apt_install wrk

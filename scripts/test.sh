@@ -9,10 +9,12 @@
 #
 # Steps (they always run in this order, whatever order they are given in):
 #   install          PostgreSQL server, Python tools, Node tools, shellcheck
-#   lint             = shellcheck fmt clippy
+#   lint             = shellcheck fmt clippy deny
 #     - shellcheck   shellcheck over every *.sh, .ci/run
 #     - fmt          cargo fmt --all --check
 #     - clippy       cargo clippy --workspace --all-targets --locked -- -D warnings
+#     - deny         cargo deny check bans licenses sources (deny.toml; the
+#                    advisory database cannot be fetched here)
 #   unit             cargo test --workspace --locked, with TEST_DATABASE_URL
 #                    pointing at a throwaway PostgreSQL superuser
 #   e2e              = e2e-sqlite e2e-postgres
@@ -75,7 +77,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/tools.sh"
 
 cd "$REPO_ROOT"
 
-ALL_STEPS=(install shellcheck fmt clippy unit e2e-sqlite e2e-postgres ui manifests charts argocd renovate workflows observability observability-e2e image platform)
+ALL_STEPS=(install shellcheck fmt clippy deny unit e2e-sqlite e2e-postgres ui manifests charts argocd renovate workflows observability observability-e2e image platform)
 
 usage() {
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
@@ -93,9 +95,9 @@ for arg in "$@"; do
         exit 0
         ;;
     all) for s in "${ALL_STEPS[@]}"; do WANT[$s]=1; done ;;
-    lint) WANT[shellcheck]=1 WANT[fmt]=1 WANT[clippy]=1 ;;
+    lint) WANT[shellcheck]=1 WANT[fmt]=1 WANT[clippy]=1 WANT[deny]=1 ;;
     e2e) WANT[e2e-sqlite]=1 WANT[e2e-postgres]=1 ;;
-    install | shellcheck | fmt | clippy | unit | e2e-sqlite | e2e-postgres | ui | manifests | charts | argocd | renovate | workflows | observability | observability-e2e | image | platform) WANT[$arg]=1 ;;
+    install | shellcheck | fmt | clippy | deny | unit | e2e-sqlite | e2e-postgres | ui | manifests | charts | argocd | renovate | workflows | observability | observability-e2e | image | platform) WANT[$arg]=1 ;;
     *)
         usage >&2
         die "unknown step: $arg"
@@ -164,6 +166,8 @@ step_install() {
     log "newman $(cd "$REPO_ROOT" && npx --no-install newman --version 2>/dev/null)"
     tools_shellcheck
     log "shellcheck $(shellcheck --version | awk '/^version:/ {print $2}')"
+    tools_cargo_deny
+    log "$("$CARGO_DENY" --version)"
 }
 
 step_shellcheck() {
@@ -182,6 +186,11 @@ step_fmt() {
 
 step_clippy() {
     cargo clippy --workspace --all-targets --locked -- -D warnings
+}
+
+step_deny() {
+    tools_cargo_deny
+    "$CARGO_DENY" check --hide-inclusion-graph bans licenses sources
 }
 
 step_unit() {

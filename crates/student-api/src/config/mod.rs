@@ -1,22 +1,31 @@
-//! Configuration: one typed structure, read from command-line flags and the
-//! environment (flags win), validated before anything starts.
+//! Configuration: what the service runs with, resolved once at start into
+//! plain data (the command line, `cli`, fills it in).
 //!
 //! Rules: every failure names the variable and the reason and is fatal at
-//! start-up; secret values live in [`SecretString`] and are never printed,
-//! not in `--help`, not in errors, not in `Debug`.
+//! start-up; secret values live in [`SecretString`](secrecy::SecretString)
+//! and are never printed, not in errors, not in `Debug`. This module imports
+//! nothing from the rest of the crate: everything else reads it.
 
-mod database;
+mod postgres;
 mod secret_file;
 mod vault;
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use sqlx::sqlite::SqliteConnectOptions;
 
-pub use database::{DatabaseArgs, DatabaseTarget};
+pub use postgres::{
+    parse_postgres_port, PostgresHost, PostgresTarget, SslMode, TargetSource, Value,
+};
 pub use secret_file::read_secret_file;
-pub use vault::{CredentialArgs, VaultAuth, VaultConfig, VaultSecret, DEFAULT_K8S_TOKEN_FILE};
+pub use vault::{
+    kv_v2_path, vault_path, VaultAuth, VaultConfig, VaultSecret, DEFAULT_K8S_TOKEN_FILE,
+};
+
+/// The embedded default, relative to the working directory.
+pub const DEFAULT_SQLITE_PATH: &str = "./data/students.db";
 
 /// A configuration problem, always naming the variable at fault.
 #[derive(Debug, thiserror::Error)]
@@ -32,126 +41,42 @@ pub enum ConfigError {
     Conflict(&'static str, &'static str),
 }
 
-#[derive(Debug, Parser)]
-#[command(name = "student-api", version, about = "REST API for student records")]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-    #[command(flatten)]
-    pub credentials: CredentialArgs,
-    #[command(flatten)]
-    pub log: LogArgs,
-    #[command(flatten)]
-    pub server: ServerArgs,
+/// Everything `serve` and `migrate` need, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database: DatabaseTarget,
+    pub credentials: CredentialSource,
+    pub pool: PoolSettings,
+    pub server: ServerSettings,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
-pub enum Command {
-    /// Serve the API (the default when no command is given).
-    Serve,
-    /// Apply pending database migrations, then exit.
-    Migrate(MigrateArgs),
-    /// Ask the running service at LISTEN_ADDR for `/healthcheck`; exit 0
-    /// when it answers 200 (a container HEALTHCHECK; the image has no shell).
-    Healthcheck(HealthcheckArgs),
+/// A resolved database.
+#[derive(Clone)]
+pub enum DatabaseTarget {
+    Postgres(PostgresTarget),
+    /// SQLite's own URL options (mode, cache, …) are sqlx's, the one SQLite driver.
+    Sqlite(SqliteConnectOptions),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
-pub struct HealthcheckArgs {
-    /// Longest to wait for the answer.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    pub timeout: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
-pub struct MigrateArgs {
-    /// Wait up to this long for the database to accept connections before
-    /// migrating (an init container starting before its database).
-    #[arg(long, env = "MIGRATE_WAIT", value_name = "MIGRATE_WAIT", value_parser = parse_duration)]
-    pub wait: Option<Duration>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// `json` when standard output is not a terminal, `pretty` when it is.
-    Auto,
-    /// One JSON object per line.
-    Json,
-    /// Human-readable, coloured when the terminal supports it.
-    Pretty,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct LogArgs {
-    /// Log line format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto, global = true)]
-    pub log_format: LogFormat,
-    /// Log filter directives, e.g. `info` or `info,student_api=debug`.
-    #[arg(
-        long,
-        env = "RUST_LOG",
-        value_name = "RUST_LOG",
-        default_value = "info,sqlx=warn",
-        global = true
-    )]
-    pub log_filter: String,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ServerArgs {
-    /// Address the API listens on.
-    #[arg(
-        long,
-        env = "LISTEN_ADDR",
-        value_name = "LISTEN_ADDR",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
-    pub listen_addr: SocketAddr,
-    /// Serve `/metrics` on this separate address instead of the API address.
-    #[arg(long, env = "METRICS_ADDR", value_name = "METRICS_ADDR", global = true)]
-    pub metrics_addr: Option<SocketAddr>,
-    /// Longest a request may take before it is answered with 503.
-    #[arg(long, env = "REQUEST_TIMEOUT", value_name = "REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
-    pub request_timeout: Duration,
-    /// Once accepting stops (SHUTDOWN_DELAY after SIGTERM), longest the
-    /// requests already started may run before the process exits.
-    #[arg(long, env = "SHUTDOWN_TIMEOUT", value_name = "SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration, global = true)]
-    pub shutdown_timeout: Duration,
-    /// Longest the readiness check waits for the database.
-    #[arg(long, env = "READINESS_TIMEOUT", value_name = "READINESS_TIMEOUT", default_value = "1s", value_parser = parse_duration, global = true)]
-    pub readiness_timeout: Duration,
-    /// After SIGTERM, how long to keep accepting and serving (readiness failing,
-    /// every response with `Connection: close`) before connections stop; 0s for none.
-    #[arg(long, env = "SHUTDOWN_DELAY", value_name = "SHUTDOWN_DELAY", default_value = "5s", value_parser = parse_duration_or_zero, global = true)]
-    pub shutdown_delay: Duration,
-    /// Longest a client may take to send a request's headers, from its first
-    /// byte (on a new connection, from the connection's opening).
-    #[arg(long, env = "HTTP_HEADER_TIMEOUT", value_name = "HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
-    pub http_header_timeout: Duration,
-    /// Longest a keep-alive connection may wait for its next request.
-    #[arg(long, env = "HTTP_IDLE_TIMEOUT", value_name = "HTTP_IDLE_TIMEOUT", default_value = "2m", value_parser = parse_duration, global = true)]
-    pub http_idle_timeout: Duration,
-    /// Most client connections open at once; lowered to fit the open-file limit.
-    #[arg(long, env = "HTTP_MAX_CONNECTIONS", value_name = "HTTP_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..), global = true)]
-    pub http_max_connections: u32,
-}
-
-/// Parses durations such as `500ms`, `3s` or `1m 30s`.
-pub fn parse_duration(raw: &str) -> Result<Duration, String> {
-    let duration =
-        humantime::parse_duration(raw).map_err(|e| format!("{e} (examples: 500ms, 3s, 1m)"))?;
-    if duration.is_zero() {
-        return Err("must be greater than zero".to_owned());
+impl fmt::Debug for DatabaseTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Postgres(target) => target.fmt(f),
+            Self::Sqlite(o) => f
+                .debug_struct("Sqlite")
+                .field("path", &o.get_filename())
+                .finish(),
+        }
     }
-    Ok(duration)
 }
 
-/// Like [`parse_duration`], but `0s` is allowed (the setting is then off).
-pub fn parse_duration_or_zero(raw: &str) -> Result<Duration, String> {
-    humantime::parse_duration(raw).map_err(|e| format!("{e} (examples: 0s, 500ms, 3s, 1m)"))
+impl fmt::Display for DatabaseTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Postgres(target) => target.fmt(f),
+            Self::Sqlite(o) => write!(f, "sqlite at {}", o.get_filename().display()),
+        }
+    }
 }
 
 /// Where PostgreSQL credentials come from while the service runs.
@@ -159,110 +84,68 @@ pub fn parse_duration_or_zero(raw: &str) -> Result<Duration, String> {
 pub enum CredentialSource {
     /// Set once at start (environment or URL).
     Fixed,
-    /// `*_FILE` secrets, re-read every `poll`.
+    /// `*_FILE` secrets, re-read every `poll`; `source` says which variables
+    /// are files and how the target is built from them.
     Files {
-        database: DatabaseArgs,
+        source: TargetSource,
         poll: Duration,
     },
-    /// Vault: a dynamic database user or a KV secret.
+    /// Vault: a dynamic database user or a KV secret; `base` is where the
+    /// database is, without user and password.
     Vault(VaultConfig),
 }
 
-/// Everything `serve` needs, resolved and validated.
+/// Connection pool settings shared by both backends.
 #[derive(Debug, Clone)]
-pub struct ServeConfig {
-    pub database: DatabaseTarget,
-    pub credentials: CredentialSource,
-    pub pool: crate::storage::PoolSettings,
-    pub server: ServerArgs,
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// Longest a request waits for a connection before it gets a 503.
+    pub acquire_timeout: Duration,
+    /// Server-side limit on one statement (PostgreSQL only).
+    pub statement_timeout: Duration,
 }
 
-impl Cli {
-    /// Resolves the database settings (reading `*_FILE` secrets) and checks
-    /// the combinations clap cannot check alone.
-    pub fn serve_config(&self) -> Result<ServeConfig, ConfigError> {
-        let listen = self.server.listen_addr;
-        if listen.port() != 0 && self.server.metrics_addr == Some(listen) {
+/// The HTTP side: listeners, timeouts, the shutdown sequence.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerSettings {
+    pub listen_addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    pub request_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub readiness_timeout: Duration,
+    pub shutdown_delay: Duration,
+    pub http_header_timeout: Duration,
+    pub http_idle_timeout: Duration,
+    pub http_max_connections: u32,
+}
+
+impl ServerSettings {
+    /// Checks the combinations of settings that no single value can break.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let listen = self.listen_addr;
+        if listen.port() != 0 && self.metrics_addr == Some(listen) {
             return Err(ConfigError::Invalid {
                 var: "METRICS_ADDR",
                 reason: "must differ from LISTEN_ADDR".to_owned(),
             });
         }
-        let (database, credentials) = self.database_and_credentials()?;
-        Ok(ServeConfig {
-            database,
-            credentials,
-            pool: self.database.pool_settings(),
-            server: self.server.clone(),
-        })
-    }
-
-    fn database_and_credentials(&self) -> Result<(DatabaseTarget, CredentialSource), ConfigError> {
-        if let Some(vault) = self.credentials.vault()? {
-            let base = self.database.vault_base()?;
-            return Ok((
-                DatabaseTarget::Postgres(base),
-                CredentialSource::Vault(vault),
-            ));
-        }
-        let target = self.database.target()?;
-        let credentials = match target {
-            DatabaseTarget::Postgres(_) if crate::secrets::uses_files(&self.database) => {
-                CredentialSource::Files {
-                    database: self.database.clone(),
-                    poll: self.credentials.secret_file_poll_interval,
-                }
-            }
-            _ => CredentialSource::Fixed,
-        };
-        Ok((target, credentials))
+        Ok(())
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `json` when standard output is not a terminal, `pretty` when it is.
+    Auto,
+    Json,
+    Pretty,
+}
 
-    #[test]
-    fn durations_accept_units_and_reject_zero() {
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("1m 30s").unwrap(), Duration::from_secs(90));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("soon").is_err());
-        assert_eq!(parse_duration_or_zero("0s").unwrap(), Duration::ZERO);
-        assert!(parse_duration_or_zero("soon").is_err());
-    }
-
-    #[test]
-    fn the_metrics_address_must_differ_from_the_listen_address() {
-        let cli = Cli::try_parse_from([
-            "student-api",
-            "--listen-addr=127.0.0.1:9000",
-            "--metrics-addr=127.0.0.1:9000",
-            "--database-url=sqlite://x.db",
-        ])
-        .unwrap();
-        let err = cli.serve_config().unwrap_err().to_string();
-        assert_eq!(err, "METRICS_ADDR: must differ from LISTEN_ADDR");
-    }
-
-    #[test]
-    fn migrate_takes_a_bounded_wait() {
-        let cli = Cli::try_parse_from(["student-api", "migrate", "--wait", "2m"]).unwrap();
-        assert_eq!(
-            cli.command,
-            Some(Command::Migrate(MigrateArgs {
-                wait: Some(Duration::from_secs(120))
-            }))
-        );
-        assert!(Cli::try_parse_from(["student-api", "migrate", "--wait", "0s"]).is_err());
-    }
-
-    #[test]
-    fn flags_may_follow_the_subcommand() {
-        let cli =
-            Cli::try_parse_from(["student-api", "serve", "--listen-addr=127.0.0.1:9001"]).unwrap();
-        assert_eq!(cli.command, Some(Command::Serve));
-        assert_eq!(cli.server.listen_addr.port(), 9001);
-    }
+/// What the log subscriber is set up with (before anything else is read).
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// `RUST_LOG` directives.
+    pub filter: String,
 }

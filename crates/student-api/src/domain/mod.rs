@@ -1,7 +1,8 @@
 //! Validated student data: every value that reaches storage has passed
 //! through one of these types, so invalid data cannot be written.
 //!
-//! Parsing happens once, at the HTTP edge; nothing here knows about JSON or SQL.
+//! Parsing happens once, at the HTTP edge; nothing here knows about JSON or
+//! SQL. Imports nothing from the rest of the crate.
 
 mod email;
 mod gpa;
@@ -11,4 +12,4 @@ mod text;
 pub use email::Email;
 pub use gpa::Gpa;
 pub use student::{NewStudent, StudentChanges};
-pub use text::{text_pattern, FieldOfStudy, StudentName, TEXT_MAX_CHARS};
+pub use text::{text_pattern, StudentDomain, StudentName, TEXT_MAX_CHARS};

@@ -1,13 +1,13 @@
 //! The writable shape of a student, whole (create, replace) or partial (patch).
 
-use super::{Email, FieldOfStudy, Gpa, StudentName};
+use super::{Email, Gpa, StudentDomain, StudentName};
 
 /// Every writable field, validated: what create and full replace store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewStudent {
     pub name: StudentName,
     pub email: Email,
-    pub domain: FieldOfStudy,
+    pub domain: StudentDomain,
     pub gpa: Gpa,
 }
 
@@ -16,14 +16,8 @@ pub struct NewStudent {
 pub struct StudentChanges {
     pub name: Option<StudentName>,
     pub email: Option<Email>,
-    pub domain: Option<FieldOfStudy>,
+    pub domain: Option<StudentDomain>,
     pub gpa: Option<Gpa>,
-}
-
-impl StudentChanges {
-    pub fn is_empty(&self) -> bool {
-        self.name.is_none() && self.email.is_none() && self.domain.is_none() && self.gpa.is_none()
-    }
 }
 
 impl From<NewStudent> for StudentChanges {

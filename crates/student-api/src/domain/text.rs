@@ -157,7 +157,7 @@ text_type!(
 );
 text_type!(
     /// The student's field of study (the API calls it `domain`).
-    FieldOfStudy
+    StudentDomain
 );
 
 #[cfg(test)]
@@ -176,7 +176,7 @@ mod tests {
     #[test]
     fn blank_text_is_rejected() {
         assert_eq!(StudentName::parse(" \t ").unwrap_err(), "must not be empty");
-        assert_eq!(FieldOfStudy::parse("").unwrap_err(), "must not be empty");
+        assert_eq!(StudentDomain::parse("").unwrap_err(), "must not be empty");
     }
 
     #[test]
@@ -270,7 +270,7 @@ mod tests {
     #[test]
     fn control_characters_inside_are_rejected() {
         assert!(StudentName::parse("Ada\u{0}Lovelace").is_err());
-        assert!(FieldOfStudy::parse("Physics\nChemistry").is_err());
+        assert!(StudentDomain::parse("Physics\nChemistry").is_err());
     }
 
     proptest! {

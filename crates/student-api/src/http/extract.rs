@@ -157,8 +157,14 @@ fn is_json_content_type(headers: &HeaderMap) -> bool {
 }
 
 /// The `{id}` path segment: a positive 64-bit integer written in digits.
-#[derive(Debug, Clone, Copy)]
-pub struct StudentId(pub i64);
+/// It also describes itself in the OpenAPI document.
+#[derive(Debug, Clone, Copy, utoipa::IntoParams)]
+#[into_params(names("id"), parameter_in = Path)]
+pub struct StudentId(
+    /// Student id.
+    #[param(minimum = 1)]
+    pub i64,
+);
 
 impl<S: Send + Sync> FromRequestParts<S> for StudentId {
     type Rejection = ApiError;

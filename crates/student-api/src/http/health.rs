@@ -9,8 +9,13 @@
 //! `checks.storage` but leaves the instance ready: reads still work, every
 //! instance on the same storage meets the same fault, and routing traffic
 //! away would only stop the reads too; the storage alert calls a person.
+//!
+//! What else readiness reports on (the credential source) comes through the
+//! [`Dependency`] interface, so this module knows nothing of where
+//! credentials come from.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +29,17 @@ use utoipa::ToSchema;
 
 use super::error::{cause_chain, Problem};
 use super::AppState;
-use crate::secrets::CredentialStatus;
 use crate::storage::{StorageError, StorageFault};
+
+/// Something besides the database that readiness reports on. Its problem
+/// does not make the service unready while the database answers; it is
+/// shown either way and explains a failing database.
+pub trait Dependency: Send + Sync + fmt::Debug {
+    /// The key under `checks`, e.g. `credentials (vault)`.
+    fn check_name(&self) -> String;
+    /// `None` when fine; otherwise what is wrong, in words for an operator.
+    fn problem(&self) -> Option<String>;
+}
 
 /// Shared readiness state of the process.
 #[derive(Debug)]
@@ -35,11 +49,11 @@ pub struct Health {
     migrations_current: AtomicBool,
     timeout: Duration,
     /// The refresh state of rotating database credentials, if any.
-    credentials: Option<Arc<CredentialStatus>>,
+    credentials: Option<Arc<dyn Dependency>>,
 }
 
 impl Health {
-    pub fn new(timeout: Duration, credentials: Option<Arc<CredentialStatus>>) -> Self {
+    pub fn new(timeout: Duration, credentials: Option<Arc<dyn Dependency>>) -> Self {
         Self {
             shutting_down: AtomicBool::new(false),
             migrations_current: AtomicBool::new(false),
@@ -146,7 +160,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         let value = credential_problem
             .clone()
             .unwrap_or_else(|| "ok".to_owned());
-        checks.insert(format!("credentials ({})", status.source), value);
+        checks.insert(status.check_name(), value);
     }
     if let Some(condition) = state.store.storage_condition() {
         checks.insert("storage".to_owned(), condition);

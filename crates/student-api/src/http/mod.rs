@@ -3,7 +3,10 @@
 //! Layers, outermost first: request id (sanitised, generated, propagated),
 //! access log and metrics, request limits (target, header fields, declared
 //! body size), panic catcher, request timeout, compression, body limit.
-//! Every route lives in its resource module and is merged here.
+//! Every route lives in its resource module, declared once with the
+//! `#[utoipa::path]` that documents it, and is merged here; the OpenAPI
+//! document is generated from the same routes. May import `domain` and
+//! `storage`; readiness learns about anything else through [`Dependency`].
 
 pub mod error;
 mod extract;
@@ -20,15 +23,16 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use extract::BODY_LIMIT_BYTES;
-pub use health::Health;
+pub use health::{Dependency, Health};
 pub use metrics::Metrics;
 
 use crate::storage::Store;
@@ -51,17 +55,32 @@ pub struct RouterOptions {
     pub serve_metrics: bool,
 }
 
+/// The routes of the API address that the OpenAPI document describes.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(students::router())
+        .routes(routes!(health::healthcheck))
+        .routes(routes!(health::health))
+        .routes(routes!(health::ready))
+        .routes(routes!(openapi::openapi_json))
+}
+
+/// `/metrics`, on the API address or on its own.
+fn metrics_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(metrics::metrics))
+}
+
+/// Every documented route with its documentation, for [`openapi::document`].
+fn documented_routes() -> OpenApiRouter<AppState> {
+    api_routes().merge(metrics_routes())
+}
+
 /// The API router with every layer applied.
 pub fn router(state: AppState, options: RouterOptions) -> Router {
-    let mut routes = Router::new()
-        .merge(students::router())
-        .merge(ui::router())
-        .route("/healthcheck", get(health::healthcheck))
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .route("/api/v1/openapi.json", get(openapi::openapi_json));
+    let (mut routes, _) = api_routes().split_for_parts();
+    routes = routes.merge(ui::router());
     if options.serve_metrics {
-        routes = routes.route("/metrics", get(metrics::metrics));
+        routes = routes.merge(metrics_routes().split_for_parts().0);
     }
     routes
         .fallback(middleware::route_not_found)
@@ -92,8 +111,8 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
 
 /// The router for a separate metrics address: `/metrics` only.
 pub fn metrics_router(state: AppState) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics::metrics))
+    let (routes, _) = metrics_routes().split_for_parts();
+    routes
         .fallback(middleware::route_not_found)
         .with_state(state)
 }

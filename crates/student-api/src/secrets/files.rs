@@ -5,106 +5,105 @@
 //! swapping a symlink, so the files are read by path on every poll (an open
 //! handle or an inode watch would keep seeing the old content). Polling a
 //! few small files every few seconds costs nothing measurable and needs no
-//! platform-specific watcher. Rules: a change is published only once the new
-//! values are complete and log in; a half-written or wrong secret is reported
-//! and retried, and the current credentials stay in use meanwhile.
+//! platform-specific watcher. Which files to read, and how their contents
+//! make a target, is [`TargetSource`]'s: the same rules as at start.
+//!
+//! Rules: a change is published only once the new values are complete and
+//! log in; a half-written or wrong secret is reported and retried, and the
+//! current credentials stay in use meanwhile.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
-
-use super::rotation::Rotation;
-use crate::config::{read_secret_file, DatabaseArgs, DatabaseTarget};
-
-/// The files' contents at one moment, compared to spot a change.
-struct Snapshot(Vec<SecretString>);
-
-impl PartialEq for Snapshot {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.len() == other.0.len()
-            && self
-                .0
-                .iter()
-                .zip(&other.0)
-                .all(|(a, b)| a.expose_secret() == b.expose_secret())
-    }
-}
-
-/// The secret files `args` names, with the variable each comes from.
-fn watched_files(args: &DatabaseArgs) -> Vec<(&'static str, PathBuf)> {
-    [
-        ("DATABASE_URL_FILE", &args.database_url_file),
-        ("POSTGRES_USER_FILE", &args.postgres_user_file),
-        ("POSTGRES_PASSWORD_FILE", &args.postgres_password_file),
-    ]
-    .into_iter()
-    .filter_map(|(var, path)| path.clone().map(|p| (var, p)))
-    .collect()
-}
-
-/// True when some database secret comes from a file.
-pub fn uses_files(args: &DatabaseArgs) -> bool {
-    !watched_files(args).is_empty()
-}
-
-fn snapshot(files: &[(&'static str, PathBuf)]) -> Result<Snapshot, String> {
-    files
-        .iter()
-        .map(|(var, path)| read_secret_file(var, path).map_err(|e| e.to_string()))
-        .collect::<Result<_, _>>()
-        .map(Snapshot)
-}
+use crate::config::{PostgresTarget, TargetSource};
+use crate::credentials::Publisher;
 
 /// Polls the files every `interval` until the task is dropped.
-pub async fn watch(args: DatabaseArgs, interval: Duration, rotation: Rotation) {
-    let files = watched_files(&args);
-    let mut seen = match snapshot(&files) {
-        Ok(seen) => seen,
-        Err(err) => {
-            rotation.status().report_problem(&err);
-            Snapshot(Vec::new())
-        }
-    };
+pub async fn watch(source: TargetSource, interval: Duration, publisher: Publisher) {
+    // What the files said when the current credentials were taken from them.
+    let mut seen: Option<PostgresTarget> = Some(publisher.current());
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     loop {
         ticker.tick().await;
-        let now = match snapshot(&files) {
-            Ok(now) => now,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot re-read the database secret files; keeping the current credentials");
-                rotation.status().report_problem(err);
-                continue;
-            }
-        };
-        if now == seen {
-            continue;
+        poll(&source, &publisher, &mut seen).await;
+    }
+}
+
+/// One look at the files; publishes what changed once it logs in.
+async fn poll(source: &TargetSource, publisher: &Publisher, seen: &mut Option<PostgresTarget>) {
+    let now = match source.resolve_postgres() {
+        Ok(now) => now,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot re-read the database secret files; keeping the current credentials");
+            publisher.status().report_problem(err);
+            return;
         }
-        match publish(&args, &rotation).await {
-            Ok(()) => {
-                seen = now;
-                rotation.status().report_ok();
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "the changed database secret files do not work yet; keeping the current credentials");
-                rotation.status().report_problem(err);
-            }
+    };
+    if seen.as_ref() == Some(&now) {
+        return;
+    }
+    match publisher.switch(now.clone(), None).await {
+        Ok(_) => {
+            *seen = Some(now);
+            publisher.status().report_ok();
+        }
+        Err(err) => {
+            let err = format!("cannot log in with the new credentials: {err}");
+            tracing::warn!(error = %err, "the changed database secret files do not work yet; keeping the current credentials");
+            publisher.status().report_problem(err);
         }
     }
 }
 
-async fn publish(args: &DatabaseArgs, rotation: &Rotation) -> Result<(), String> {
-    let options = match args.target().map_err(|e| e.to_string())? {
-        DatabaseTarget::Postgres(options) => options,
-        DatabaseTarget::Sqlite(_) => {
-            return Err("the secret files now name an SQLite database; a running service cannot change backends".to_owned())
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::config::{SslMode, Value};
+    use crate::credentials::StubLogin;
+
+    fn source(dir: &std::path::Path) -> TargetSource {
+        TargetSource::Parts {
+            host: "db.invalid".to_owned(),
+            port: 5432,
+            user: Some(Value::Given(SecretString::from("app"))),
+            password: Some(Value::File {
+                var: "POSTGRES_PASSWORD_FILE",
+                path: dir.join("password"),
+            }),
+            database: None,
+            ssl_mode: SslMode::Disable,
         }
-    };
-    rotation
-        .switch(options, None)
-        .await
-        .map(drop)
-        .map_err(|e| format!("cannot log in with the new credentials: {e}"))
+    }
+
+    #[tokio::test]
+    async fn a_changed_file_is_published_once_it_logs_in_and_a_broken_one_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("password"), "one\n").unwrap();
+        let source = source(dir.path());
+        let check = Arc::new(StubLogin::default());
+        let first = source.resolve_postgres().unwrap();
+        let publisher = Publisher::new(first.clone(), None, "secret files", check.clone());
+        let receiver = publisher.subscribe();
+        let mut seen = Some(first);
+
+        poll(&source, &publisher, &mut seen).await;
+        assert_eq!(receiver.borrow().generation, 0, "nothing changed");
+
+        std::fs::write(dir.path().join("password"), "").unwrap();
+        poll(&source, &publisher, &mut seen).await;
+        let problem = publisher.status().problem().unwrap();
+        assert!(problem.contains("POSTGRES_PASSWORD_FILE"), "{problem}");
+        assert_eq!(receiver.borrow().generation, 0);
+
+        std::fs::write(dir.path().join("password"), "two\n").unwrap();
+        poll(&source, &publisher, &mut seen).await;
+        assert_eq!(receiver.borrow().generation, 1);
+        assert_eq!(publisher.status().problem(), None);
+        assert_eq!(check.attempts.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
 }

@@ -1,28 +1,25 @@
 //! Database credentials that may change while the service runs: where they
-//! come from (fixed at start, mounted files, Vault) and how a change reaches
-//! the connection pool without failing a request.
+//! come from (fixed at start, mounted files, Vault) and how a source keeps
+//! them fresh. Each source publishes through [`crate::credentials`].
 //!
-//! Rules: secrets stay in `SecretString` or in connect options, whose
-//! `Debug` this module never prints; a source that cannot refresh keeps the
-//! credentials it has and says so through readiness.
+//! Rules: secrets stay in `SecretString` or in targets, whose `Debug`
+//! redacts them; a source that cannot refresh keeps the credentials it has
+//! and says so through readiness. May import `config` and `credentials`
+//! only (not the pool: it proves new credentials through a [`LoginCheck`]).
 
 mod files;
-mod rotation;
 mod vault;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::PgConnectOptions;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use files::uses_files;
-pub use rotation::{Credential, CredentialReceiver, CredentialStatus};
 pub use vault::VaultError;
 
-use crate::config::CredentialSource;
-use rotation::Rotation;
+use crate::config::{CredentialSource, PostgresTarget};
+use crate::credentials::{CredentialReceiver, CredentialStatus, LoginCheck, Publisher};
 use vault::VaultSource;
 
 /// How long shutdown waits for a source to release its credentials.
@@ -38,16 +35,19 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    /// Starts `source`; `base` holds everything but what the source supplies.
-    /// Vault is asked once before this returns, so a refused token or role
-    /// stops the service at start.
+    /// Starts `source`; `base` holds everything but what the source supplies
+    /// (fixed and file sources: everything, as resolved at start). Vault is
+    /// asked once before this returns, so a refused token or role stops the
+    /// service at start. `check` proves each new credential before the pool
+    /// sees it.
     pub async fn start(
         source: &CredentialSource,
-        base: PgConnectOptions,
+        base: PostgresTarget,
+        check: Arc<dyn LoginCheck>,
     ) -> Result<Self, VaultError> {
         match source {
             CredentialSource::Fixed => {
-                let rotation = Rotation::new(base, None, "fixed");
+                let rotation = Publisher::new(base, None, "fixed", check);
                 Ok(Self {
                     receiver: rotation.subscribe(),
                     status: None,
@@ -55,10 +55,10 @@ impl Credentials {
                     stop: None,
                 })
             }
-            CredentialSource::Files { database, poll } => {
-                let rotation = Rotation::new(base, None, "secret files");
+            CredentialSource::Files { source, poll } => {
+                let rotation = Publisher::new(base, None, "secret files", check);
                 let (receiver, status) = (rotation.subscribe(), rotation.status());
-                let task = tokio::spawn(files::watch(database.clone(), *poll, rotation));
+                let task = tokio::spawn(files::watch(source.clone(), *poll, rotation));
                 Ok(Self {
                     receiver,
                     status: Some(status),
@@ -68,7 +68,7 @@ impl Credentials {
             }
             CredentialSource::Vault(config) => {
                 let (source, first) = VaultSource::start(config.clone(), base).await?;
-                let rotation = Rotation::new(first.options, first.valid_until, "vault");
+                let rotation = Publisher::new(first.target, first.valid_until, "vault", check);
                 let (receiver, status) = (rotation.subscribe(), rotation.status());
                 let (stop, stopped) = oneshot::channel();
                 let task = tokio::spawn(source.run(rotation, stopped));

@@ -19,7 +19,8 @@
 //!   and drops [`Server::serve`], which aborts what is left.
 //!
 //! Imports: hyper, tokio, the router as a tower service, and prometheus for
-//! its own metrics; it knows nothing of storage or configuration.
+//! its own metrics; nothing from the rest of the crate (it knows nothing of
+//! storage or configuration).
 
 mod connection;
 mod open_files;

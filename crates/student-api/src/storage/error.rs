@@ -4,8 +4,10 @@
 //! saturated, or refuses our login) and becomes a 503; `Fault` is the
 //! storage under the database failing (full, read-only, I/O errors,
 //! damaged, the SQLite file removed) and becomes a 507 (full) or a 503;
-//! `EmailTaken` is the unique index on `email_key`; everything else is a bug
-//! or an unexpected state and becomes an opaque 500 with the cause in the log.
+//! `EmailTaken` is a violation of the unique index on `email_key`, told by
+//! the index's name (any other violation is a bug); everything else is a
+//! bug or an unexpected state and becomes an opaque 500 with the cause in
+//! the log.
 
 use std::path::PathBuf;
 
@@ -19,6 +21,11 @@ const PG_UNAVAILABLE_CODES: &[&str] = &[
     "57P03", // cannot_connect_now (starting up, recovering)
     "57014", // query_canceled, raised by statement_timeout
 ];
+
+/// The unique index that makes an email address taken (see `migrations/`).
+const EMAIL_INDEX: &str = "students_email_key_key";
+/// How SQLite names that index's column in a violation's message.
+const SQLITE_EMAIL_COLUMN: &str = "students.email_key";
 
 /// SQLite result codes for a locked database (SQLITE_BUSY, SQLITE_LOCKED).
 const SQLITE_BUSY_CODES: &[&str] = &["5", "6", "261", "262", "517"];
@@ -42,16 +49,40 @@ pub enum StorageError {
     #[error("database query failed")]
     Query(#[source] DbError),
     #[error("database migration failed")]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    Migration(#[source] MigrationError),
+}
+
+/// Why migrations could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    /// SQLite, through sqlx's migrator.
+    #[error(transparent)]
+    Sqlite(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "migration {0} is recorded as failed; repair the database by hand, then mark it applied"
+    )]
+    Dirty(i64),
+    #[error("migration {0} was applied but its file has changed since")]
+    Changed(i64),
+    #[error("migration {0} was applied by a newer release than this binary")]
+    Unknown(i64),
+    #[error("migration {version} failed")]
+    Apply {
+        version: i64,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error(transparent)]
+    Postgres(#[from] tokio_postgres::Error),
 }
 
 /// The cause behind an unavailable database or a failed query.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    /// SQLite, and PostgreSQL while migrating.
+    /// SQLite.
     #[error(transparent)]
     Sqlx(#[from] sqlx::Error),
-    /// PostgreSQL queries.
+    /// PostgreSQL.
     #[error(transparent)]
     Postgres(#[from] tokio_postgres::Error),
     #[error("no database connection became available in time")]
@@ -87,7 +118,11 @@ impl From<sqlx::Error> for StorageError {
             return Self::Unavailable(err.into());
         }
         match &err {
-            sqlx::Error::Database(db) if db.is_unique_violation() => Self::EmailTaken,
+            sqlx::Error::Database(db)
+                if db.is_unique_violation() && is_sqlite_email_violation(db.message()) =>
+            {
+                Self::EmailTaken
+            }
             _ => Self::Query(err.into()),
         }
     }
@@ -96,7 +131,10 @@ impl From<sqlx::Error> for StorageError {
 impl From<tokio_postgres::Error> for StorageError {
     fn from(err: tokio_postgres::Error) -> Self {
         match err.code() {
-            Some(code) if *code == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => {
+            Some(code)
+                if *code == tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+                    && err.as_db_error().and_then(|db| db.constraint()) == Some(EMAIL_INDEX) =>
+            {
                 Self::EmailTaken
             }
             Some(code) if is_unavailable_code(code.code()) => Self::Unavailable(err.into()),
@@ -111,6 +149,14 @@ impl From<tokio_postgres::Error> for StorageError {
             _ => Self::Query(err.into()),
         }
     }
+}
+
+/// SQLite names the violated index's columns, not the index:
+/// "UNIQUE constraint failed: students.email_key".
+fn is_sqlite_email_violation(message: &str) -> bool {
+    message
+        .rsplit_once(": ")
+        .is_some_and(|(_, columns)| columns == SQLITE_EMAIL_COLUMN)
 }
 
 fn has_io_cause(err: &(dyn std::error::Error + 'static)) -> bool {
@@ -208,6 +254,19 @@ mod tests {
         assert_eq!(fault(11), Some(StorageFault::Corrupt));
         assert_eq!(fault(2067), None); // SQLITE_CONSTRAINT_UNIQUE
         assert_eq!(fault(5), None); // SQLITE_BUSY
+    }
+
+    #[test]
+    fn only_the_email_index_makes_an_email_taken() {
+        assert!(is_sqlite_email_violation(
+            "UNIQUE constraint failed: students.email_key"
+        ));
+        assert!(!is_sqlite_email_violation(
+            "UNIQUE constraint failed: students.id"
+        ));
+        assert!(!is_sqlite_email_violation(
+            "UNIQUE constraint failed: students.email_key, students.name"
+        ));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! files and in `migrations/`; driver errors are classified here once
 //! (constraint violation, database unavailable, storage fault, anything
 //! else) so the HTTP layer never inspects a driver error itself; every
-//! result passes the fault monitor (`faults`) on its way out.
+//! result passes the fault monitor (`faults`) on its way out. One driver per
+//! backend: tokio-postgres for PostgreSQL, sqlx for SQLite. May import
+//! `domain`, `config` and `credentials`.
 
 mod error;
 mod faults;
@@ -15,28 +17,17 @@ mod record;
 mod sqlite;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-pub use error::{DbError, StorageError};
+pub use error::{DbError, MigrationError, StorageError};
 pub use faults::StorageFault;
 pub use record::{ListQuery, Page, PoolStats, StudentRecord};
 
 use faults::{FaultMonitor, Operation};
-use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 
+use crate::config::{PoolSettings, PostgresTarget};
+use crate::credentials::{CredentialReceiver, LoginCheck};
 use crate::domain::{NewStudent, StudentChanges};
-use crate::secrets::CredentialReceiver;
-
-/// Connection pool settings shared by both backends.
-#[derive(Debug, Clone)]
-pub struct PoolSettings {
-    pub max_connections: u32,
-    /// Longest a request waits for a connection before it gets a 503.
-    pub acquire_timeout: Duration,
-    /// Server-side limit on one statement (PostgreSQL only).
-    pub statement_timeout: Duration,
-}
 
 /// The student store; cheap to clone (it wraps a connection pool).
 #[derive(Clone, Debug)]
@@ -64,8 +55,14 @@ macro_rules! dispatch {
 /// Checks the PostgreSQL settings that do not depend on credentials (the
 /// TLS root certificate in `sslrootcert`), so that an unusable one stops
 /// the service at start rather than failing every connection later.
-pub fn check_postgres_settings(options: &PgConnectOptions) -> Result<(), DbError> {
-    postgres::check_settings(options).map_err(DbError::Config)
+pub fn check_postgres_settings(target: &PostgresTarget) -> Result<(), DbError> {
+    postgres::check_settings(target).map_err(DbError::Config)
+}
+
+/// What proves new PostgreSQL credentials before the pool takes them: one
+/// login, with the same driver and settings as the pool's connections.
+pub fn postgres_login(settings: &PoolSettings) -> Arc<dyn LoginCheck> {
+    Arc::new(postgres::PgLogin::new(settings))
 }
 
 impl Store {
@@ -166,13 +163,10 @@ impl Store {
         self.faults.condition()
     }
 
-    /// Closes the pool: idle connections now, busy ones as their work ends
-    /// (SQLite waits for them).
+    /// Closes the pool: idle connections now, busy ones as their work
+    /// ends; returns once every connection has closed.
     pub async fn close(&self) {
-        match &self.backend {
-            Backend::Postgres(store) => store.close(),
-            Backend::Sqlite(store) => store.close().await,
-        }
+        dispatch!(self, s => s.close().await);
     }
 
     fn observe<T>(

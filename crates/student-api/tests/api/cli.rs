@@ -151,6 +151,7 @@ fn an_unreadable_sslrootcert_stops_the_service_at_start() {
 
 #[tokio::test]
 async fn migrate_accepts_postgres_parts_a_password_file_and_a_kubernetes_port() {
+    crate::require_postgres!();
     let (db, url) = TestDb::create(Backend::Postgres).await;
     let parsed = url::Url::parse(&url).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -187,13 +188,15 @@ async fn migrate_accepts_postgres_parts_a_password_file_and_a_kubernetes_port() 
         "{}",
         output_text(&second)
     );
-    let mut conn = admin_connection().await;
-    let exists: bool =
-        sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
-            .bind(parsed.path().trim_start_matches('/'))
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+    let conn = admin_connection().await;
+    let exists: bool = conn
+        .query_one(
+            "select exists (select 1 from pg_database where datname = $1)",
+            &[&parsed.path().trim_start_matches('/')],
+        )
+        .await
+        .unwrap()
+        .get(0);
     assert!(exists);
     drop(db);
 }
@@ -213,6 +216,7 @@ async fn forward(listener: tokio::net::TcpListener, target: String) {
 
 #[tokio::test]
 async fn migrate_waits_for_a_database_that_comes_up_late() {
+    crate::require_postgres!();
     let (_db, url) = TestDb::create(Backend::Postgres).await;
     let real = url::Url::parse(&url).unwrap();
     let port = free_port();
@@ -273,6 +277,7 @@ fn migrate_gives_up_when_its_wait_is_over() {
 
 #[tokio::test]
 async fn a_rejected_password_fails_without_printing_it() {
+    crate::require_postgres!();
     let (_db, url) = TestDb::create(Backend::Postgres).await;
     let mut wrong = url::Url::parse(&url).unwrap();
     wrong.set_password(Some("wrong-password-value")).unwrap();
@@ -294,6 +299,7 @@ async fn a_rejected_password_fails_without_printing_it() {
 
 /// Polls `/ready` on `port` until it answers 200 (bounded) and returns the client.
 async fn wait_ready(port: u16) -> reqwest::Client {
+    crate::helpers::install_crypto_provider();
     let client = reqwest::Client::new();
     let started = Instant::now();
     loop {
@@ -377,6 +383,7 @@ async fn serve_is_the_default_on_embedded_sqlite_logs_json_and_stops_on_sigterm(
 
 #[tokio::test]
 async fn serve_on_postgres_connects_with_database_url() {
+    crate::require_postgres!();
     let (_db, url) = TestDb::create(Backend::Postgres).await;
     let dir = tempfile::tempdir().unwrap();
     let migrate = command(dir.path())

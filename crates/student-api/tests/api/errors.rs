@@ -120,6 +120,7 @@ async fn a_database_that_never_answers_is_a_503_within_the_acquire_timeout() {
 
 #[tokio::test]
 async fn a_login_the_database_refuses_is_a_503_not_a_500() {
+    crate::require_postgres!();
     // A real server, a wrong password: what expired or rotated credentials
     // look like. Retrying later can succeed, so it is not a server error.
     let mut url = url::Url::parse(&admin_url()).expect("TEST_DATABASE_URL is a URL");

@@ -80,6 +80,7 @@ async fn readiness_answers_within_its_timeout_when_the_database_hangs() {
 
 #[tokio::test]
 async fn readiness_is_503_until_postgres_migrations_are_applied() {
+    crate::require_postgres!();
     let (db, url) = TestDb::create(Backend::Postgres).await;
     let config = config(&[&format!("--database-url={url}")]);
     let app = TestApp::start(config.clone(), Some(db)).await;

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod cli;
+mod constraints;
 mod errors;
 mod health;
 mod metrics;

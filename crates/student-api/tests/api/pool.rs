@@ -21,21 +21,22 @@ async fn start_on_postgres(max_connections: u32) -> (TestApp, String) {
 
 #[tokio::test]
 async fn connections_killed_by_the_server_are_replaced_not_reused() {
+    crate::require_postgres!();
     let (app, database) = start_on_postgres(2).await;
     let created = app.create_student(&student("Survivor")).await;
     let path = format!("/api/v1/students/{}", created["id"]);
     assert_eq!(app.get(&path).await.status(), 200);
 
     // What a database restart or an administrator does to open sessions.
-    let mut admin = admin_connection().await;
-    let killed: Vec<bool> = sqlx::query_scalar(
-        "select pg_terminate_backend(pid) from pg_stat_activity \
-         where application_name = 'student-api' and datname = $1",
-    )
-    .bind(&database)
-    .fetch_all(&mut admin)
-    .await
-    .unwrap();
+    let admin = admin_connection().await;
+    let killed = admin
+        .query(
+            "select pg_terminate_backend(pid) from pg_stat_activity \
+             where application_name = 'student-api' and datname = $1",
+            &[&database],
+        )
+        .await
+        .unwrap();
     assert!(!killed.is_empty(), "the service had open connections");
 
     // Each dead connection may fail one request (503) before it is dropped.
@@ -53,6 +54,7 @@ async fn connections_killed_by_the_server_are_replaced_not_reused() {
 #[tokio::test]
 async fn concurrent_requests_share_a_few_pipelined_connections() {
     const REQUESTS: usize = 32;
+    crate::require_postgres!();
     let (app, database) = start_on_postgres(10).await;
     let created = app.create_student(&student("Shared")).await;
     let target = app.url(&format!("/api/v1/students/{}", created["id"]));
@@ -69,15 +71,16 @@ async fn concurrent_requests_share_a_few_pipelined_connections() {
 
     // One connection per request in flight would have opened all ten; a new
     // one opens only when each open one carries 8 queries.
-    let mut admin = admin_connection().await;
-    let open: i64 = sqlx::query_scalar(
-        "select count(*) from pg_stat_activity \
-         where application_name = 'student-api' and datname = $1",
-    )
-    .bind(&database)
-    .fetch_one(&mut admin)
-    .await
-    .unwrap();
+    let admin = admin_connection().await;
+    let open: i64 = admin
+        .query_one(
+            "select count(*) from pg_stat_activity \
+             where application_name = 'student-api' and datname = $1",
+            &[&database],
+        )
+        .await
+        .unwrap()
+        .get(0);
     assert!(
         (1..=i64::try_from(REQUESTS / 8).unwrap()).contains(&open),
         "{open} connections for {REQUESTS} concurrent requests"

@@ -234,20 +234,17 @@ async fn a_deleted_database_file_fails_every_write_and_readiness() {
 /// here as the server would on a full or failing disk.
 #[tokio::test]
 async fn postgres_disk_full_is_a_507_and_an_io_error_a_503() {
-    use sqlx::Connection;
+    crate::require_postgres!();
     let app = TestApp::spawn(crate::helpers::Backend::Postgres).await;
-    let mut db = sqlx::PgConnection::connect(app.database_url.as_deref().unwrap())
-        .await
-        .unwrap();
+    let db = crate::helpers::connect(app.database_url.as_deref().unwrap()).await;
     for (sqlstate, status, kind) in [("53100", 507, "full"), ("58030", 503, "io")] {
-        sqlx::raw_sql(&format!(
+        db.batch_execute(&format!(
             "create or replace function fail_write() returns trigger language plpgsql as $$
              begin raise exception 'storage says no' using errcode = '{sqlstate}'; end $$;
              drop trigger if exists fail_write on students;
              create trigger fail_write before insert on students
                  for each row execute function fail_write();"
         ))
-        .execute(&mut db)
         .await
         .unwrap();
         let response = app.send_json(Method::POST, PATH, &student("Refused")).await;

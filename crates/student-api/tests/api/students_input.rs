@@ -197,20 +197,19 @@ crate::on_both_backends!(
 /// during a rolling update) gets `lower(email)` from the database.
 #[tokio::test]
 async fn postgres_rows_from_the_previous_schema_and_writers_keep_their_uniqueness() {
+    crate::require_postgres!();
     let app = TestApp::spawn(Backend::Postgres).await;
     let ada = app.create_student(&with_email("Ada@Example.org")).await;
 
     // As the previous release writes: no email_key.
-    let mut old = sqlx_connection(&app).await;
-    sqlx::query("insert into students (name, email, domain, gpa) values ('Old', 'Grace@Example.org', 'Maths', 5)")
-        .execute(&mut old)
+    let old = plain_connection(&app).await;
+    old.batch_execute("insert into students (name, email, domain, gpa) values ('Old', 'Grace@Example.org', 'Maths', 5)")
         .await
         .unwrap();
-    sqlx::query(&format!(
+    old.batch_execute(&format!(
         "update students set email = 'Ada.King@Example.org' where id = {}",
         ada["id"]
     ))
-    .execute(&mut old)
     .await
     .unwrap();
 
@@ -234,13 +233,11 @@ async fn postgres_rows_from_the_previous_schema_and_writers_keep_their_uniquenes
 
 /// A connection to the test's own database as a plain client (no session
 /// settings of the service).
-async fn sqlx_connection(app: &TestApp) -> sqlx::PgConnection {
-    use sqlx::Connection;
-    sqlx::PgConnection::connect(
+async fn plain_connection(app: &TestApp) -> tokio_postgres::Client {
+    crate::helpers::connect(
         app.database_url
             .as_deref()
             .expect("a PostgreSQL test database"),
     )
     .await
-    .expect("connect to the test database")
 }

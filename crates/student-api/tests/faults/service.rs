@@ -50,6 +50,9 @@ impl Service {
         let addr = addr_rx
             .recv_timeout(Duration::from_secs(30))
             .expect("the service logs the address it serves on");
+        // reqwest's TLS has no built-in crypto provider: install ring, as
+        // the service does.
+        student_api::tls::install_default();
         let service = Self {
             child,
             base: format!("http://{addr}"),

@@ -10,8 +10,9 @@ mod view;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use input::{StudentInput, StudentPatchInput};
 pub use view::{StudentPage, StudentView};
@@ -24,22 +25,23 @@ use crate::domain::StudentChanges;
 pub const COLLECTION_PATH: &str = "/api/v1/students";
 pub const ITEM_PATH: &str = "/api/v1/students/{id}";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(COLLECTION_PATH, get(list_students).post(create_student))
-        .route(
-            ITEM_PATH,
-            get(get_student)
-                .put(replace_student)
-                .patch(update_student)
-                .delete(delete_student),
-        )
+/// The resource's routes, each declared once: its path and method come from
+/// the handler's `#[utoipa::path]`, which also documents it.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_students, create_student))
+        .routes(routes!(
+            get_student,
+            replace_student,
+            update_student,
+            delete_student
+        ))
 }
 
 /// Create a student.
 #[utoipa::path(
     post,
-    path = "/api/v1/students",
+    path = COLLECTION_PATH,
     tag = "students",
     operation_id = "createStudent",
     request_body(content = StudentInput, content_type = "application/json"),
@@ -72,7 +74,7 @@ pub async fn create_student(
 /// List students by id, a page at a time, optionally filtered.
 #[utoipa::path(
     get,
-    path = "/api/v1/students",
+    path = COLLECTION_PATH,
     tag = "students",
     operation_id = "listStudents",
     params(
@@ -98,10 +100,10 @@ pub async fn list_students(
 /// Get one student.
 #[utoipa::path(
     get,
-    path = "/api/v1/students/{id}",
+    path = ITEM_PATH,
     tag = "students",
     operation_id = "getStudent",
-    params(IdParam),
+    params(StudentId),
     responses(
         (status = 200, description = "The student", body = StudentView),
         (status = 400, response = inline(BadRequest)),
@@ -124,10 +126,10 @@ pub async fn get_student(
 /// Replace every writable field of a student.
 #[utoipa::path(
     put,
-    path = "/api/v1/students/{id}",
+    path = ITEM_PATH,
     tag = "students",
     operation_id = "replaceStudent",
-    params(IdParam),
+    params(StudentId),
     request_body(content = StudentInput, content_type = "application/json"),
     responses(
         (status = 200, description = "The updated student", body = StudentView),
@@ -153,10 +155,10 @@ pub async fn replace_student(
 /// Change some of the writable fields of a student.
 #[utoipa::path(
     patch,
-    path = "/api/v1/students/{id}",
+    path = ITEM_PATH,
     tag = "students",
     operation_id = "updateStudent",
-    params(IdParam),
+    params(StudentId),
     request_body(content = StudentPatchInput, content_type = "application/json"),
     responses(
         (status = 200, description = "The updated student", body = StudentView),
@@ -195,10 +197,10 @@ async fn apply(
 /// Delete a student.
 #[utoipa::path(
     delete,
-    path = "/api/v1/students/{id}",
+    path = ITEM_PATH,
     tag = "students",
     operation_id = "deleteStudent",
-    params(IdParam),
+    params(StudentId),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, response = inline(BadRequest)),
@@ -218,16 +220,9 @@ pub async fn delete_student(
     }
 }
 
-/// The `{id}` path parameter.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)]
-struct IdParam {
-    /// Student id.
-    #[param(minimum = 1)]
-    id: i64,
-}
-
+/// The problem responses the operations share, one description each. They
+/// exist for the document only: the body is always a [`Problem`], built by
+/// [`ApiError`], so the wrapped value is never read.
 macro_rules! problem_response {
     ($name:ident, $description:literal) => {
         #[derive(utoipa::ToResponse)]

@@ -5,9 +5,15 @@
 //! Vault refused it (4xx, permanent until someone changes Vault) or could
 //! not be asked (network, 5xx, sealed: worth retrying).
 
+use std::path::Path;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use rustls::RootCertStore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -81,6 +87,63 @@ pub struct KvCredentials {
 pub struct VaultClient {
     http: reqwest::Client,
     addr: Url,
+    /// Per [`LeaseOperation`], the [`LeaseForm`] that last worked (0: none yet).
+    lease_forms: Arc<[AtomicU8; 2]>,
+}
+
+/// A call on a lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeaseOperation {
+    Renew = 0,
+    Revoke = 1,
+}
+
+impl LeaseOperation {
+    /// The body form's path; the URL form appends `/<lease_id>`.
+    fn path(self) -> &'static str {
+        match self {
+            Self::Renew => "sys/leases/renew",
+            Self::Revoke => "sys/leases/revoke",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Renew => "renewal",
+            Self::Revoke => "revocation",
+        }
+    }
+}
+
+/// Where the lease id goes: the URL's path, or the JSON body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeaseForm {
+    Url = 1,
+    Body = 2,
+}
+
+impl LeaseForm {
+    fn from_u8(raw: u8) -> Option<Self> {
+        match raw {
+            1 => Some(Self::Url),
+            2 => Some(Self::Body),
+            _ => None,
+        }
+    }
+
+    fn other(self) -> Self {
+        match self {
+            Self::Url => Self::Body,
+            Self::Body => Self::Url,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Url => "lease id in the path",
+            Self::Body => "lease id in the body",
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -142,19 +205,11 @@ struct ErrorBody {
 
 impl VaultClient {
     pub fn new(config: &VaultConfig) -> Result<Self, VaultError> {
-        let mut builder = reqwest::Client::builder()
+        let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
-            .user_agent(concat!("student-api/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = &config.ca_cert {
-            let pem = std::fs::read(path)
-                .map_err(|e| VaultError::Setup(format!("cannot read {}: {e}", path.display())))?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
-                VaultError::Setup(format!("{} is not a PEM certificate: {e}", path.display()))
-            })?;
-            builder = builder.add_root_certificate(cert);
-        }
-        let http = builder
+            .user_agent(concat!("student-api/", env!("CARGO_PKG_VERSION")))
+            .use_preconfigured_tls(tls_config(config.ca_cert.as_deref())?)
             .build()
             .map_err(|e| VaultError::Setup(e.to_string()))?;
         let mut addr = config.addr.clone();
@@ -162,7 +217,11 @@ impl VaultClient {
         if !addr.path().ends_with('/') {
             addr.set_path(&format!("{}/", addr.path()));
         }
-        Ok(Self { http, addr })
+        Ok(Self {
+            http,
+            addr,
+            lease_forms: Arc::default(),
+        })
     }
 
     /// Logs in with a Kubernetes service-account token.
@@ -234,13 +293,19 @@ impl VaultClient {
         lease_id: &str,
         increment: Duration,
     ) -> Result<Grant, VaultError> {
-        let body = json!({ "increment": increment.as_secs() });
-        // The lease id in the path (not the body) lets a policy grant
-        // renewal of this role's leases only.
-        let path = format!("sys/leases/renew/{lease_id}");
+        let increment = increment.as_secs();
         let answer: LeaseBody<serde_json::Value> = self
-            .call(Method::PUT, &path, Some(token), Some(&body))
-            .await?;
+            .lease_call(token, LeaseOperation::Renew, lease_id, |form| match form {
+                LeaseForm::Url => json!({ "increment": increment }),
+                LeaseForm::Body => json!({ "lease_id": lease_id, "increment": increment }),
+            })
+            .await?
+            .json()
+            .await
+            .map_err(|e| VaultError::Malformed {
+                operation: LeaseOperation::Renew.path().to_owned(),
+                reason: e.to_string(),
+            })?;
         Ok(Grant {
             lease_duration: Duration::from_secs(answer.lease_duration),
             renewable: answer.renewable,
@@ -252,8 +317,58 @@ impl VaultClient {
         token: &SecretString,
         lease_id: &str,
     ) -> Result<(), VaultError> {
-        let path = format!("sys/leases/revoke/{lease_id}");
-        self.call_no_content(Method::PUT, &path, Some(token)).await
+        self.lease_call(token, LeaseOperation::Revoke, lease_id, |form| match form {
+            LeaseForm::Url => json!({}),
+            LeaseForm::Body => json!({ "lease_id": lease_id }),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Renews or revokes a lease in the form the token's policy allows.
+    ///
+    /// The URL form (`sys/leases/renew/<lease_id>`) lets a policy grant
+    /// this only for the role's own leases, as the project's policy does;
+    /// most guides (and the official Go client) grant the body form
+    /// (`sys/leases/renew` with the id in the body). The form that last
+    /// worked goes first; a 403 tries the other, and a change of the form
+    /// that works is logged once.
+    async fn lease_call(
+        &self,
+        token: &SecretString,
+        operation: LeaseOperation,
+        lease_id: &str,
+        body: impl Fn(LeaseForm) -> serde_json::Value,
+    ) -> Result<reqwest::Response, VaultError> {
+        let known = &self.lease_forms[operation as usize];
+        let first = LeaseForm::from_u8(known.load(Ordering::Relaxed)).unwrap_or(LeaseForm::Url);
+        let mut result = Err(malformed(operation.path(), "not sent"));
+        for form in [first, first.other()] {
+            let path = match form {
+                LeaseForm::Url => format!("{}/{lease_id}", operation.path()),
+                LeaseForm::Body => operation.path().to_owned(),
+            };
+            result = self
+                .send(Method::PUT, &path, Some(token), Some(&body(form)))
+                .await;
+            match &result {
+                Ok(_) => {
+                    let before = known.swap(form as u8, Ordering::Relaxed);
+                    if before != form as u8 {
+                        tracing::info!(
+                            path = operation.path(),
+                            form = form.name(),
+                            "Vault lease {} works in this form; using it from now on",
+                            operation.name()
+                        );
+                    }
+                    break;
+                }
+                Err(VaultError::Refused { status: 403, .. }) => {}
+                Err(_) => break,
+            }
+        }
+        result
     }
 
     /// Reads `username` and `password` from a KV v2 secret.
@@ -293,15 +408,6 @@ impl VaultClient {
                 // serde's message names the missing field, never a value.
                 reason: e.to_string(),
             })
-    }
-
-    async fn call_no_content(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&SecretString>,
-    ) -> Result<(), VaultError> {
-        self.send(method, path, token, None).await.map(drop)
     }
 
     async fn send(
@@ -356,6 +462,34 @@ impl VaultClient {
             })
         }
     }
+}
+
+/// TLS to Vault: rustls with ring (the crypto of every TLS connection the
+/// service makes), trusting the public web roots and `VAULT_CACERT`.
+fn tls_config(ca_cert: Option<&Path>) -> Result<rustls::ClientConfig, VaultError> {
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_cert {
+        let not_pem = |e: &dyn std::fmt::Display| {
+            VaultError::Setup(format!("{} is not a PEM certificate: {e}", path.display()))
+        };
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(|e| not_pem(&e))?;
+        if certs.is_empty() {
+            return Err(not_pem(&"no certificate in it"));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| not_pem(&e))?;
+        }
+    }
+    Ok(
+        rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| VaultError::Setup(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }
 
 fn token_grant(auth: AuthData) -> TokenGrant {

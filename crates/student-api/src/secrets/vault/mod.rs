@@ -16,19 +16,20 @@
 //! still work.
 
 mod client;
+#[cfg(test)]
+mod tests;
 
 use std::time::{Duration, SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::postgres::PgConnectOptions;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use client::{DatabaseLease, Grant};
 pub use client::{VaultClient, VaultError};
 
-use super::rotation::{Retired, Rotation};
-use crate::config::{read_secret_file, VaultAuth, VaultConfig, VaultSecret};
+use crate::config::{read_secret_file, PostgresTarget, VaultAuth, VaultConfig, VaultSecret};
+use crate::credentials::{Publisher, Retired};
 
 /// Renew at this fraction of a token's or lease's lifetime.
 const RENEW_FRACTION: f64 = 2.0 / 3.0;
@@ -89,7 +90,7 @@ impl Lease {
 pub struct VaultSource {
     client: VaultClient,
     config: VaultConfig,
-    base: PgConnectOptions,
+    base: PostgresTarget,
     token: Token,
     /// Dynamic mode: the lease of the user the pool connects as.
     lease: Option<Lease>,
@@ -101,8 +102,9 @@ pub struct VaultSource {
 }
 
 /// What [`VaultSource::start`] hands to the pool first.
+#[derive(Debug)]
 pub struct FirstCredentials {
-    pub options: PgConnectOptions,
+    pub target: PostgresTarget,
     pub valid_until: Option<SystemTime>,
 }
 
@@ -111,7 +113,7 @@ impl VaultSource {
     /// the caller stops the process with them.
     pub async fn start(
         config: VaultConfig,
-        base: PgConnectOptions,
+        base: PostgresTarget,
     ) -> Result<(Self, FirstCredentials), VaultError> {
         let client = VaultClient::new(&config)?;
         let token = authenticate(&client, &config.auth).await?;
@@ -134,7 +136,7 @@ impl VaultSource {
                     .client
                     .database_credentials(&source.token.value, &path)
                     .await?;
-                let options = source.options_for(&issued.username, &issued.password);
+                let target = source.base.with_login(&issued.username, &issued.password);
                 tracing::info!(
                     path,
                     user = issued.username,
@@ -146,7 +148,7 @@ impl VaultSource {
                 source.secret_next = lease.refresh_at();
                 source.lease = Some(lease);
                 FirstCredentials {
-                    options,
+                    target,
                     valid_until,
                 }
             }
@@ -165,11 +167,11 @@ impl VaultSource {
                     user = kv.username,
                     "database credentials read from Vault"
                 );
-                let options = source.options_for(&kv.username, &kv.password);
+                let target = source.base.with_login(&kv.username, &kv.password);
                 source.kv_seen = Some((kv.username, kv.password));
                 source.secret_next = now + refresh;
                 FirstCredentials {
-                    options,
+                    target,
                     valid_until: None,
                 }
             }
@@ -179,33 +181,45 @@ impl VaultSource {
 
     /// Keeps token and credentials fresh until `stop` fires, then revokes the
     /// dynamic user (the pool is closed by then).
-    pub async fn run(mut self, rotation: Rotation, mut stop: oneshot::Receiver<()>) {
+    pub async fn run(mut self, rotation: Publisher, mut stop: oneshot::Receiver<()>) {
         loop {
-            let due = self
-                .token_next
-                .map_or(self.secret_next, |t| t.min(self.secret_next));
             tokio::select! {
-                () = tokio::time::sleep_until(due) => {}
+                () = tokio::time::sleep_until(self.next_due()) => {}
                 _ = &mut stop => break,
             }
-            let now = Instant::now();
-            if self.token_next.is_some_and(|t| t <= now) {
-                self.refresh_token(&rotation).await;
-            }
-            if self.secret_next <= Instant::now() {
-                match self.config.secret.clone() {
-                    VaultSecret::Dynamic { path } => self.refresh_lease(&rotation, &path).await,
-                    VaultSecret::Kv {
-                        mount,
-                        path,
-                        refresh,
-                    } => {
-                        self.refresh_kv(&rotation, &mount, &path).await;
-                        self.secret_next = Instant::now() + refresh;
-                    }
+            self.step(&rotation).await;
+        }
+        self.release().await;
+    }
+
+    /// When the token or the secret is next due for a refresh.
+    fn next_due(&self) -> Instant {
+        self.token_next
+            .map_or(self.secret_next, |t| t.min(self.secret_next))
+    }
+
+    /// Refreshes whatever is due now.
+    async fn step(&mut self, rotation: &Publisher) {
+        if self.token_next.is_some_and(|t| t <= Instant::now()) {
+            self.refresh_token(rotation).await;
+        }
+        if self.secret_next <= Instant::now() {
+            match self.config.secret.clone() {
+                VaultSecret::Dynamic { path } => self.refresh_lease(rotation, &path).await,
+                VaultSecret::Kv {
+                    mount,
+                    path,
+                    refresh,
+                } => {
+                    self.refresh_kv(rotation, &mount, &path).await;
+                    self.secret_next = Instant::now() + refresh;
                 }
             }
         }
+    }
+
+    /// Revokes the current database user, if any.
+    async fn release(&mut self) {
         if let Some(lease) = self.lease.take() {
             match self.client.revoke_lease(&self.token.value, &lease.id).await {
                 Ok(()) => tracing::info!(lease_id = lease.id, "database user revoked at shutdown"),
@@ -214,13 +228,6 @@ impl VaultSource {
                 }
             }
         }
-    }
-
-    fn options_for(&self, username: &str, password: &SecretString) -> PgConnectOptions {
-        self.base
-            .clone()
-            .username(username)
-            .password(password.expose_secret())
     }
 
     fn adopt(issued: DatabaseLease) -> Lease {
@@ -235,22 +242,21 @@ impl VaultSource {
     /// Time until the next attempt after a failure: 1 s, 2 s, 4 s … 30 s.
     fn backoff(&mut self) -> Instant {
         self.failures = self.failures.saturating_add(1);
-        let delay = Duration::from_secs(1 << self.failures.min(5)).min(MAX_BACKOFF);
-        Instant::now() + delay
+        Instant::now() + backoff_delay(self.failures)
     }
 
-    fn succeeded(&mut self, rotation: &Rotation) {
+    fn succeeded(&mut self, rotation: &Publisher) {
         self.failures = 0;
         rotation.status().report_ok();
     }
 
-    fn failed(&mut self, rotation: &Rotation, what: &str, err: &dyn std::fmt::Display) -> Instant {
+    fn failed(&mut self, rotation: &Publisher, what: &str, err: &dyn std::fmt::Display) -> Instant {
         tracing::warn!(error = %err, "{what}; the current database credentials stay in use");
         rotation.status().report_problem(format!("{what}: {err}"));
         self.backoff()
     }
 
-    async fn refresh_token(&mut self, rotation: &Rotation) {
+    async fn refresh_token(&mut self, rotation: &Publisher) {
         let renewed = if self.token.grant.renewable {
             match self.client.renew_self(&self.token.value).await {
                 Ok(grant) => Some(grant.grant),
@@ -284,7 +290,7 @@ impl VaultSource {
 
     /// Gets a new token by the configured method; with a fixed token there
     /// is nothing to get, so it is used until it expires.
-    async fn replace_token(&mut self, rotation: &Rotation) {
+    async fn replace_token(&mut self, rotation: &Publisher) {
         if let VaultAuth::Token(_) = self.config.auth {
             tracing::warn!(
                 expires_in = ?self.token.refresh_at().map(|t| t.saturating_duration_since(Instant::now())),
@@ -316,7 +322,7 @@ impl VaultSource {
         }
     }
 
-    async fn refresh_lease(&mut self, rotation: &Rotation, path: &str) {
+    async fn refresh_lease(&mut self, rotation: &Publisher, path: &str) {
         let Some(lease) = &self.lease else { return };
         if !lease.grant.renewable {
             return self.reissue(rotation, path).await;
@@ -354,7 +360,7 @@ impl VaultSource {
 
     /// Issues a new user, moves the pool to it, and revokes the old one once
     /// drained.
-    async fn reissue(&mut self, rotation: &Rotation, path: &str) {
+    async fn reissue(&mut self, rotation: &Publisher, path: &str) {
         let issued = match self
             .client
             .database_credentials(&self.token.value, path)
@@ -366,9 +372,9 @@ impl VaultSource {
                 return;
             }
         };
-        let options = self.options_for(&issued.username, &issued.password);
+        let target = self.base.with_login(&issued.username, &issued.password);
         let lease = Self::adopt(issued);
-        match rotation.switch(options, Some(lease.valid_until())).await {
+        match rotation.switch(target, Some(lease.valid_until())).await {
             Ok(retired) => {
                 self.secret_next = lease.refresh_at();
                 if let Some(old) = self.lease.replace(lease) {
@@ -407,7 +413,7 @@ impl VaultSource {
         });
     }
 
-    async fn refresh_kv(&mut self, rotation: &Rotation, mount: &str, path: &str) {
+    async fn refresh_kv(&mut self, rotation: &Publisher, mount: &str, path: &str) {
         let kv = match self
             .client
             .kv_credentials(&self.token.value, mount, path)
@@ -430,8 +436,8 @@ impl VaultSource {
             self.succeeded(rotation);
             return;
         }
-        let options = self.options_for(&kv.username, &kv.password);
-        match rotation.switch(options, None).await {
+        let target = self.base.with_login(&kv.username, &kv.password);
+        match rotation.switch(target, None).await {
             Ok(_) => {
                 tracing::info!(
                     version = kv.version,
@@ -449,6 +455,12 @@ impl VaultSource {
             }
         }
     }
+}
+
+/// The pause after the `failures`-th failure in a row: doubling from 1 s,
+/// at most [`MAX_BACKOFF`].
+fn backoff_delay(failures: u32) -> Duration {
+    Duration::from_secs(1 << failures.saturating_sub(1).min(5)).min(MAX_BACKOFF)
 }
 
 /// Obtains a token by the configured method.

@@ -1,12 +1,16 @@
-//! Turns the credentials' connect options into a tokio-postgres
-//! configuration and the TLS connector its `sslmode` asks for.
+//! Turns a [`PostgresTarget`] into a tokio-postgres configuration and the
+//! TLS connector (rustls, the one TLS stack to PostgreSQL) its `sslmode`
+//! asks for.
 //!
 //! Rules: `sslmode` keeps libpq's meaning. `disable` never uses TLS;
 //! `allow`/`prefer` use it when the server offers it and `require` insists on
 //! it, all three without checking the certificate (as libpq does when no root
 //! certificate is configured); `verify-ca` checks the chain against
 //! `sslrootcert` (or the public web roots) and `verify-full` also the host
-//! name. The password only ever moves from one configuration to the other.
+//! name. rustls verifies the chain and the name together only, so the two
+//! other behaviours (chain only; encrypted but unchecked) are the small
+//! verifiers below. The password only ever moves from one configuration to
+//! the other.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,12 +23,13 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
-use sqlx::postgres::{PgConnectOptions, PgSslMode};
-use sqlx::ConnectOptions;
-use tokio_postgres::config::SslMode;
+use secrecy::ExposeSecret;
+use tokio_postgres::config::SslMode as PgSslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// Why connect options could not become a connection configuration.
+use crate::config::{PostgresHost, PostgresTarget, SslMode};
+
+/// Why a target could not become a connection configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectConfigError {
     #[error("cannot read the root certificate in sslrootcert")]
@@ -39,30 +44,22 @@ pub struct ConnectPlan {
     pub tls: MakeRustlsConnect,
 }
 
-/// Builds the plan for `options`, with the service's session settings.
+/// Builds the plan for `target`, with the service's session settings.
 pub fn plan(
-    options: &PgConnectOptions,
+    target: &PostgresTarget,
     statement_timeout: Duration,
     connect_timeout: Duration,
 ) -> Result<ConnectPlan, ConnectConfigError> {
-    // The password and the root certificate have no getter: read them back
-    // from the options' own URL form, which holds every setting.
-    let url = options.to_url_lossy();
-    let query = |key: &str| {
-        url.query_pairs()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.into_owned())
-    };
-
     let mut config = tokio_postgres::Config::new();
-    match options.get_socket() {
-        Some(directory) => config.host_path(directory),
-        None => config.host(options.get_host()),
+    match &target.host {
+        PostgresHost::Socket(directory) => config.host_path(directory),
+        PostgresHost::Tcp(host) => config.host(host),
     };
     config
-        .port(options.get_port())
-        .user(options.get_username())
-        .application_name(options.get_application_name().unwrap_or("student-api"))
+        .port(target.port)
+        .user(&target.user)
+        .dbname(target.database())
+        .application_name(target.application_name.as_deref().unwrap_or("student-api"))
         // student_api.email_key tells the database that this session
         // computes email_key itself (see the email_key migration).
         .options(format!(
@@ -70,21 +67,15 @@ pub fn plan(
             statement_timeout.as_millis()
         ))
         .connect_timeout(connect_timeout);
-    if let Some(database) = options.get_database() {
-        config.dbname(database);
+    if let Some(password) = &target.password {
+        config.password(password.expose_secret());
     }
-    if let Some(password) = url.password() {
-        let password = percent_encoding::percent_decode_str(password).collect::<Vec<u8>>();
-        config.password(password);
-    }
-
-    let mode = options.get_ssl_mode();
-    config.ssl_mode(match mode {
-        PgSslMode::Disable => SslMode::Disable,
-        PgSslMode::Allow | PgSslMode::Prefer => SslMode::Prefer,
-        PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull => SslMode::Require,
+    config.ssl_mode(match target.ssl_mode {
+        SslMode::Disable => PgSslMode::Disable,
+        SslMode::Allow | SslMode::Prefer => PgSslMode::Prefer,
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => PgSslMode::Require,
     });
-    let tls = tls_config(mode, query("sslrootcert").as_deref())?;
+    let tls = tls_config(target.ssl_mode, target.ssl_root_cert.as_deref())?;
     Ok(ConnectPlan {
         config,
         tls: MakeRustlsConnect::new(tls),
@@ -93,29 +84,21 @@ pub fn plan(
 
 /// Builds what can be built without credentials (the TLS configuration and
 /// its root certificates), so that unusable settings are found at start.
-pub fn check_settings(options: &PgConnectOptions) -> Result<(), ConnectConfigError> {
-    let url = options.to_url_lossy();
-    let root_cert = url
-        .query_pairs()
-        .find(|(k, _)| k == "sslrootcert")
-        .map(|(_, v)| v.into_owned());
-    tls_config(options.get_ssl_mode(), root_cert.as_deref()).map(drop)
+pub fn check_settings(target: &PostgresTarget) -> Result<(), ConnectConfigError> {
+    tls_config(target.ssl_mode, target.ssl_root_cert.as_deref()).map(drop)
 }
 
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    crate::tls::provider()
 }
 
-fn tls_config(
-    mode: PgSslMode,
-    root_cert: Option<&str>,
-) -> Result<ClientConfig, ConnectConfigError> {
+fn tls_config(mode: SslMode, root_cert: Option<&str>) -> Result<ClientConfig, ConnectConfigError> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(ConnectConfigError::Tls)?;
-    let verify_name = matches!(mode, PgSslMode::VerifyFull);
+    let verify_name = matches!(mode, SslMode::VerifyFull);
     let verifier: Arc<dyn ServerCertVerifier> = match mode {
-        PgSslMode::VerifyCa | PgSslMode::VerifyFull => {
+        SslMode::VerifyCa | SslMode::VerifyFull => {
             let webpki = WebPkiServerVerifier::builder_with_provider(
                 Arc::new(root_store(root_cert)?),
                 provider(),
@@ -259,20 +242,34 @@ impl ServerCertVerifier for Unverified {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::SecretString;
+
     use super::*;
 
-    fn options() -> PgConnectOptions {
-        PgConnectOptions::new_without_pgpass()
-            .host("db.internal")
-            .port(6543)
-            .username("app")
-            .password("p@ss:w/rd%")
-            .database("students")
+    fn target() -> PostgresTarget {
+        PostgresTarget {
+            host: PostgresHost::Tcp("db.internal".to_owned()),
+            port: 6543,
+            user: "app".to_owned(),
+            password: Some(SecretString::from("p@ss:w/rd%")),
+            database: Some("students".to_owned()),
+            ssl_mode: SslMode::Prefer,
+            ssl_root_cert: None,
+            application_name: None,
+        }
+    }
+
+    fn with_mode(mode: SslMode, root_cert: Option<&str>) -> PostgresTarget {
+        PostgresTarget {
+            ssl_mode: mode,
+            ssl_root_cert: root_cert.map(str::to_owned),
+            ..target()
+        }
     }
 
     #[test]
     fn every_setting_reaches_the_connection_configuration() {
-        let plan = plan(&options(), Duration::from_secs(5), Duration::from_secs(3)).unwrap();
+        let plan = plan(&target(), Duration::from_secs(5), Duration::from_secs(3)).unwrap();
         let config = &plan.config;
         assert_eq!(config.get_user(), Some("app"));
         assert_eq!(config.get_password(), Some("p@ss:w/rd%".as_bytes()));
@@ -285,14 +282,14 @@ mod tests {
         );
         assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(3)));
         // libpq's default.
-        assert_eq!(config.get_ssl_mode(), SslMode::Prefer);
+        assert_eq!(config.get_ssl_mode(), PgSslMode::Prefer);
     }
 
     #[test]
     fn sslmode_keeps_its_libpq_meaning() {
-        let mode = |m: PgSslMode| {
+        let mode = |m: SslMode| {
             plan(
-                &options().ssl_mode(m),
+                &with_mode(m, None),
                 Duration::from_secs(5),
                 Duration::from_secs(3),
             )
@@ -300,38 +297,39 @@ mod tests {
             .config
             .get_ssl_mode()
         };
-        assert_eq!(mode(PgSslMode::Disable), SslMode::Disable);
-        assert_eq!(mode(PgSslMode::Prefer), SslMode::Prefer);
-        assert_eq!(mode(PgSslMode::Require), SslMode::Require);
-        assert_eq!(mode(PgSslMode::VerifyFull), SslMode::Require);
+        assert_eq!(mode(SslMode::Disable), PgSslMode::Disable);
+        assert_eq!(mode(SslMode::Prefer), PgSslMode::Prefer);
+        assert_eq!(mode(SslMode::Require), PgSslMode::Require);
+        assert_eq!(mode(SslMode::VerifyFull), PgSslMode::Require);
     }
 
     #[test]
     fn an_unreadable_root_certificate_is_an_error_not_a_silent_downgrade() {
-        let options = options()
-            .ssl_mode(PgSslMode::VerifyCa)
-            .ssl_root_cert("/nonexistent/root.crt");
+        let target = with_mode(SslMode::VerifyCa, Some("/nonexistent/root.crt"));
         assert!(matches!(
-            plan(&options, Duration::from_secs(5), Duration::from_secs(3)),
+            plan(&target, Duration::from_secs(5), Duration::from_secs(3)),
             Err(ConnectConfigError::RootCertificate(_))
         ));
     }
 
     #[test]
     fn the_settings_check_reads_the_root_certificate_of_verifying_modes_only() {
-        let missing = options().ssl_root_cert("/nonexistent/root.crt");
+        let missing = Some("/nonexistent/root.crt");
         assert!(matches!(
-            check_settings(&missing.clone().ssl_mode(PgSslMode::VerifyFull)),
+            check_settings(&with_mode(SslMode::VerifyFull, missing)),
             Err(ConnectConfigError::RootCertificate(_))
         ));
-        assert!(check_settings(&missing.ssl_mode(PgSslMode::Require)).is_ok());
-        assert!(check_settings(&options()).is_ok());
+        assert!(check_settings(&with_mode(SslMode::Require, missing)).is_ok());
+        assert!(check_settings(&target()).is_ok());
     }
 
     #[test]
     fn a_unix_socket_directory_is_kept() {
-        let options = options().socket("/run/postgresql");
-        let plan = plan(&options, Duration::from_secs(5), Duration::from_secs(3)).unwrap();
+        let target = PostgresTarget {
+            host: PostgresHost::Socket("/run/postgresql".into()),
+            ..target()
+        };
+        let plan = plan(&target, Duration::from_secs(5), Duration::from_secs(3)).unwrap();
         assert_eq!(
             plan.config.get_hosts(),
             [tokio_postgres::config::Host::Unix("/run/postgresql".into())]

@@ -1,29 +1,130 @@
-//! PostgreSQL backend: the production store.
+//! PostgreSQL backend: the production store, on one driver (tokio-postgres)
+//! over one TLS stack (rustls, `connect`).
 //!
-//! Queries go through tokio-postgres on a small set of shared, pipelined
-//! connections (`connections`); migrations run through sqlx's migrator on a
-//! connection of their own. Rows are decoded here into storage records.
+//! Queries go through a small set of shared, pipelined connections
+//! (`pool`); migrations run on a connection of their own (`migrate`); new
+//! credentials are proven by one login ([`PgLogin`]). Rows are decoded here
+//! into storage records. May import `config`, `credentials`, `domain` and
+//! the rest of `storage`.
 
 mod connect;
-mod connections;
+mod migrate;
+mod pool;
 mod queries;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
-use sqlx::Connection as _;
+use tokio::sync::OnceCell;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::Row;
+use tokio_postgres::{Client, Row, Statement};
 
 pub use self::connect::{check_settings, ConnectConfigError};
-use self::connections::Connections;
+use self::pool::{Connector, Lease, Limits, Pool, PoolError, Session};
 use self::queries::Query;
 use super::migrations::APPLIED_SQL;
-use super::{DbError, ListQuery, Page, PoolSettings, PoolStats, StorageError, StudentRecord};
-use crate::domain::{Email, FieldOfStudy, Gpa, NewStudent, StudentChanges, StudentName};
-use crate::secrets::CredentialReceiver;
+use super::{DbError, ListQuery, Page, PoolStats, StorageError, StudentRecord};
+use crate::config::{PoolSettings, PostgresTarget};
+use crate::credentials::{Credential, CredentialReceiver, LoginCheck, LoginError};
+use crate::domain::{Email, Gpa, NewStudent, StudentChanges, StudentDomain, StudentName};
 
 static MIGRATOR: &sqlx::migrate::Migrator = &super::migrations::POSTGRES;
+
+/// Queries in flight on every open connection before another one opens.
+/// Deeper pipelines batch better; shallower ones let a slow query hold up
+/// fewer of the queries queued behind it.
+const PIPELINE_DEPTH: usize = 8;
+
+/// Connections are replaced after this long, so that server-side memory is
+/// returned and changes such as a failover reach every connection.
+const MAX_LIFETIME: Duration = Duration::from_mins(30);
+
+/// Opens sessions with the service's settings.
+#[derive(Debug, Clone, Copy)]
+struct PgConnector {
+    statement_timeout: Duration,
+    connect_timeout: Duration,
+}
+
+impl PgConnector {
+    async fn open(&self, target: &PostgresTarget) -> Result<(Client, Session), StorageError> {
+        let plan = connect::plan(target, self.statement_timeout, self.connect_timeout)
+            .map_err(|e| StorageError::Query(DbError::Config(e)))?;
+        let (client, connection) = plan.config.connect(plan.tls).await?;
+        let session: Session = Box::pin(async move {
+            if let Err(err) = connection.await {
+                tracing::warn!(error = %err, "a PostgreSQL connection ended with an error");
+            }
+        });
+        Ok((client, session))
+    }
+}
+
+/// A shared connection with its prepared statements.
+struct PgClient {
+    client: Client,
+    statements: [OnceCell<Statement>; Query::ALL.len()],
+}
+
+impl PgClient {
+    /// `query` prepared on this connection, on first use.
+    async fn statement(&self, query: Query) -> Result<Statement, tokio_postgres::Error> {
+        self.statements[query as usize]
+            .get_or_try_init(|| self.client.prepare(query.sql()))
+            .await
+            .cloned()
+    }
+}
+
+impl Connector for PgConnector {
+    type Client = PgClient;
+    type Error = StorageError;
+
+    async fn connect(&self, credential: &Credential) -> Result<(PgClient, Session), StorageError> {
+        let (client, session) = self.open(&credential.target).await?;
+        let client = PgClient {
+            client,
+            statements: Default::default(),
+        };
+        Ok((client, session))
+    }
+
+    fn is_closed(client: &PgClient) -> bool {
+        client.client.is_closed()
+    }
+}
+
+/// Proves new credentials with one login, over the same driver and TLS
+/// settings the pool will use.
+#[derive(Debug, Clone, Copy)]
+pub struct PgLogin(PgConnector);
+
+impl PgLogin {
+    pub fn new(settings: &PoolSettings) -> Self {
+        Self(PgConnector {
+            statement_timeout: settings.statement_timeout,
+            connect_timeout: settings.acquire_timeout,
+        })
+    }
+}
+
+impl LoginCheck for PgLogin {
+    fn log_in<'a>(
+        &'a self,
+        target: &'a PostgresTarget,
+    ) -> Pin<Box<dyn Future<Output = Result<(), LoginError>> + Send + 'a>> {
+        Box::pin(async move {
+            let (client, session) = self.0.open(target).await.map_err(Box::new)?;
+            // Dropping the client says goodbye; the session then ends.
+            drop(client);
+            session.await;
+            Ok(())
+        })
+    }
+}
 
 fn record(row: &Row) -> Result<StudentRecord, tokio_postgres::Error> {
     Ok(StudentRecord {
@@ -43,7 +144,9 @@ fn first_record(rows: &[Row]) -> Result<Option<StudentRecord>, StorageError> {
 
 #[derive(Clone)]
 pub struct PgStore {
-    connections: Arc<Connections>,
+    pool: Arc<Pool<PgConnector>>,
+    connector: PgConnector,
+    credentials: CredentialReceiver,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -54,13 +157,41 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
+impl From<PoolError<StorageError>> for StorageError {
+    fn from(err: PoolError<StorageError>) -> Self {
+        match err {
+            PoolError::Closed => Self::Unavailable(DbError::Closed),
+            PoolError::TimedOut => Self::Unavailable(DbError::TimedOut),
+            PoolError::Open(err) => err,
+        }
+    }
+}
+
 impl PgStore {
-    /// Sets up the connection set; connections open on first use, with
-    /// whatever credentials `credentials` holds at that moment.
+    /// Sets up the pool; connections open on first use, with whatever
+    /// credentials `credentials` holds at that moment.
     pub fn connect_lazy(credentials: CredentialReceiver, settings: &PoolSettings) -> Self {
-        let connections = Arc::new(Connections::new(credentials, settings.clone()));
-        tokio::spawn(connections.clone().retire_rotated());
-        Self { connections }
+        let connector = PgConnector {
+            statement_timeout: settings.statement_timeout,
+            connect_timeout: settings.acquire_timeout,
+        };
+        let limits = Limits {
+            max_connections: settings.max_connections as usize,
+            depth: PIPELINE_DEPTH,
+            acquire_timeout: settings.acquire_timeout,
+            max_lifetime: MAX_LIFETIME,
+        };
+        let pool = Arc::new(Pool::new(connector, credentials.clone(), limits));
+        tokio::spawn(pool.clone().retire_rotated());
+        Self {
+            pool,
+            connector,
+            credentials,
+        }
+    }
+
+    async fn acquire(&self) -> Result<Lease<PgClient>, StorageError> {
+        Ok(self.pool.acquire().await?)
     }
 
     /// Runs `query` with `params` on a shared connection.
@@ -69,20 +200,28 @@ impl PgStore {
         query: Query,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, StorageError> {
-        let connection = self.connections.acquire().await?;
+        let connection = self.acquire().await?;
         let statement = connection.statement(query).await?;
-        Ok(connection.client().query(&statement, params).await?)
+        Ok(connection.client.query(&statement, params).await?)
     }
 
-    /// Applies the embedded migrations on a connection of their own.
+    /// Applies the embedded migrations on a connection of their own (a
+    /// transaction and an advisory lock need a session to themselves).
     pub async fn migrate(&self) -> Result<usize, StorageError> {
-        let before = self.applied().await?.len();
-        let mut conn = self.connections.open_unshared().await?;
-        let result = MIGRATOR.run(&mut conn).await.map_err(StorageError::from);
-        // The outcome is the migrator's; a failed goodbye changes nothing.
-        let _ = conn.close().await;
-        result?;
-        Ok(self.applied().await?.len().saturating_sub(before))
+        let credential = self.credentials.borrow().clone();
+        let connector = self.connector;
+        let (mut client, session) = tokio::time::timeout(
+            connector.connect_timeout,
+            connector.open(&credential.target),
+        )
+        .await
+        .map_err(|_| StorageError::Unavailable(DbError::TimedOut))??;
+        let session = tokio::spawn(session);
+        let result = migrate::run(&mut client, MIGRATOR).await;
+        drop(client);
+        // The outcome is the migrator's; how the session ends changes nothing.
+        let _ = session.await;
+        result.map_err(StorageError::Migration)
     }
 
     pub async fn migrations_current(&self) -> Result<bool, StorageError> {
@@ -93,8 +232,8 @@ impl PgStore {
     }
 
     async fn applied(&self) -> Result<Vec<(i64, Vec<u8>)>, StorageError> {
-        let connection = self.connections.acquire().await?;
-        match connection.client().query_typed(APPLIED_SQL, &[]).await {
+        let connection = self.acquire().await?;
+        match connection.client.query_typed(APPLIED_SQL, &[]).await {
             Ok(rows) => Ok(rows
                 .iter()
                 .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
@@ -106,8 +245,8 @@ impl PgStore {
     }
 
     pub async fn ping(&self) -> Result<(), StorageError> {
-        let connection = self.connections.acquire().await?;
-        Ok(connection.client().batch_execute("select 1").await?)
+        let connection = self.acquire().await?;
+        Ok(connection.client.batch_execute("select 1").await?)
     }
 
     #[tracing::instrument(name = "db.create", skip_all)]
@@ -137,10 +276,10 @@ impl PgStore {
     pub async fn list(&self, query: &ListQuery) -> Result<Page, StorageError> {
         let search = query.search.as_deref();
         // Both go out at once on the same connection: one round trip.
-        let connection = self.connections.acquire().await?;
+        let connection = self.acquire().await?;
         let count = connection.statement(Query::Count).await?;
         let page = connection.statement(Query::SelectPage).await?;
-        let client = connection.client();
+        let client = &connection.client;
         let count_params: [&(dyn ToSql + Sync); 1] = [&search];
         let page_params: [&(dyn ToSql + Sync); 3] = [&search, &query.limit, &query.offset];
         let (total, rows) = tokio::try_join!(
@@ -166,7 +305,7 @@ impl PgStore {
                     &id,
                     &changes.name.as_ref().map(StudentName::as_str),
                     &changes.email.as_ref().map(Email::as_str),
-                    &changes.domain.as_ref().map(FieldOfStudy::as_str),
+                    &changes.domain.as_ref().map(StudentDomain::as_str),
                     &changes.gpa.map(Gpa::value),
                     &changes.email.as_ref().map(Email::key),
                 ],
@@ -177,17 +316,23 @@ impl PgStore {
 
     #[tracing::instrument(name = "db.delete", skip(self))]
     pub async fn delete(&self, id: i64) -> Result<bool, StorageError> {
-        let connection = self.connections.acquire().await?;
+        let connection = self.acquire().await?;
         let statement = connection.statement(Query::Delete).await?;
-        Ok(connection.client().execute(&statement, &[&id]).await? > 0)
+        Ok(connection.client.execute(&statement, &[&id]).await? > 0)
     }
 
     pub fn pool_stats(&self) -> PoolStats {
-        self.connections.stats()
+        let occupancy = self.pool.occupancy();
+        let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        PoolStats {
+            size: to_u32(occupancy.open),
+            idle: to_u32(occupancy.idle),
+            max: to_u32(self.pool.max_connections()),
+        }
     }
 
     /// Refuses new work; open sessions end once their queries are answered.
-    pub fn close(&self) {
-        self.connections.close();
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
 }

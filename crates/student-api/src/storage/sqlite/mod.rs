@@ -7,22 +7,21 @@
 
 mod file;
 
-use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::Sqlite;
+use sqlx::{ConnectOptions, Connection, Sqlite};
 
 use self::file::DatabaseFiles;
 use super::migrations::APPLIED_SQL;
-use super::{DbError, ListQuery, Page, PoolSettings, PoolStats, StorageError, StudentRecord};
-use crate::domain::{Email, FieldOfStudy, Gpa, NewStudent, StudentChanges, StudentName};
+use super::{DbError, ListQuery, Page, PoolStats, StorageError, StudentRecord};
+use crate::config::PoolSettings;
+use crate::domain::{Email, Gpa, NewStudent, StudentChanges, StudentDomain, StudentName};
 
 macro_rules! columns {
     () => {
@@ -71,29 +70,6 @@ const DELETE: &str = "delete from students where id = ?1";
 /// How long a writer waits for another writer's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A connection from sqlx's pool; it returns itself when dropped.
-struct Checkout(PoolConnection<Sqlite>);
-
-impl Checkout {
-    #[allow(clippy::unused_self)] // the same call shape as the PostgreSQL checkout
-    fn finish<T>(self, result: Result<T, sqlx::Error>) -> Result<T, StorageError> {
-        result.map_err(StorageError::from)
-    }
-}
-
-impl Deref for Checkout {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &SqliteConnection {
-        &self.0
-    }
-}
-
-impl DerefMut for Checkout {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.0
-    }
-}
-
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -121,6 +97,11 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
+        // One connection first, alone: it creates the file and switches it to
+        // WAL, which needs the database to itself. The pool opens its
+        // connections concurrently, and two of them switching a new file
+        // at once would have one fail with SQLITE_BUSY.
+        options.connect().await?.close().await?;
         // Connections live as long as the process: the WAL file keeps its
         // identity only while one is open (see `file`), and an SQLite
         // connection is a file handle, nothing a server would reclaim.
@@ -156,15 +137,18 @@ impl SqliteStore {
         self.files.as_deref().map_or(Ok(()), DatabaseFiles::check)
     }
 
-    async fn checkout(&self) -> Result<Checkout, StorageError> {
-        Ok(Checkout(self.pool.acquire().await?))
+    async fn checkout(&self) -> Result<PoolConnection<Sqlite>, StorageError> {
+        Ok(self.pool.acquire().await?)
     }
 
     pub async fn migrate(&self) -> Result<usize, StorageError> {
         let before = self.applied().await?.len();
         let mut conn = self.checkout().await?;
-        let result = MIGRATOR.run(&mut *conn).await.map_err(StorageError::from);
-        conn.finish(Ok(())).and(result)?;
+        MIGRATOR
+            .run(&mut *conn)
+            .await
+            .map_err(|e| StorageError::Migration(e.into()))?;
+        drop(conn);
         Ok(self.applied().await?.len().saturating_sub(before))
     }
 
@@ -180,7 +164,7 @@ impl SqliteStore {
         self.check_files()?;
         let mut conn = self.checkout().await?;
         let result = sqlx::query("select 1").execute(&mut *conn).await;
-        conn.finish(result).map(drop)
+        result.map_err(StorageError::from).map(drop)
     }
 
     #[tracing::instrument(name = "db.create", skip_all)]
@@ -195,8 +179,8 @@ impl SqliteStore {
             .bind(student.gpa.value())
             .fetch_all(&mut *conn)
             .await;
-        let record = conn
-            .finish(result)?
+        let record = result
+            .map_err(StorageError::from)?
             .pop()
             .ok_or(StorageError::Query(DbError::NoRow))?;
         self.check_files()?;
@@ -210,14 +194,14 @@ impl SqliteStore {
             .bind(id)
             .fetch_all(&mut *conn)
             .await;
-        Ok(conn.finish(result)?.pop())
+        Ok(result.map_err(StorageError::from)?.pop())
     }
 
     #[tracing::instrument(name = "db.list", skip_all, fields(limit = query.limit, offset = query.offset))]
     pub async fn list(&self, query: &ListQuery) -> Result<Page, StorageError> {
         let search = query.search.as_deref();
         let mut conn = self.checkout().await?;
-        let result = async {
+        let result: Result<Page, sqlx::Error> = async {
             let total: Vec<i64> = sqlx::query_scalar(COUNT)
                 .bind(search)
                 .fetch_all(&mut *conn)
@@ -234,7 +218,7 @@ impl SqliteStore {
             })
         }
         .await;
-        conn.finish(result)
+        result.map_err(StorageError::from)
     }
 
     #[tracing::instrument(name = "db.update", skip(self, changes))]
@@ -249,12 +233,12 @@ impl SqliteStore {
             .bind(id)
             .bind(changes.name.as_ref().map(StudentName::as_str))
             .bind(changes.email.as_ref().map(Email::as_str))
-            .bind(changes.domain.as_ref().map(FieldOfStudy::as_str))
+            .bind(changes.domain.as_ref().map(StudentDomain::as_str))
             .bind(changes.gpa.map(Gpa::value))
             .bind(changes.email.as_ref().map(Email::key))
             .fetch_all(&mut *conn)
             .await;
-        let record = conn.finish(result)?.pop();
+        let record = result.map_err(StorageError::from)?.pop();
         self.check_files()?;
         Ok(record)
     }
@@ -264,7 +248,7 @@ impl SqliteStore {
         self.check_files()?;
         let mut conn = self.checkout().await?;
         let result = sqlx::query(DELETE).bind(id).execute(&mut *conn).await;
-        let deleted = conn.finish(result)?.rows_affected() > 0;
+        let deleted = result.map_err(StorageError::from)?.rows_affected() > 0;
         self.check_files()?;
         Ok(deleted)
     }
@@ -291,7 +275,7 @@ impl SqliteStore {
             return Ok(Vec::new());
         }
         let applied = sqlx::query_as(APPLIED_SQL).fetch_all(&mut *conn).await;
-        conn.finish(applied)
+        applied.map_err(StorageError::from)
     }
 }
 
