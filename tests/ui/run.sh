@@ -3,7 +3,9 @@
 # binary on a fresh SQLite database in a temporary directory, a second one
 # against a PostgreSQL URL on a closed loopback port (the database is down),
 # and headless Chromium driven by playwright-core through Node's built-in
-# test runner (tests/ui/*.test.mjs). Screenshots go to tests/ui/output/.
+# test runner (tests/ui/ui.test.mjs), and the README's Mermaid pictures
+# rendered by Mermaid in the same browser (tests/ui/diagrams.test.mjs).
+# Screenshots go to tests/ui/output/.
 # Both services are stopped on exit, whatever the outcome; the browser is
 # closed by the tests themselves. Nothing but loopback is contacted.
 #
@@ -91,4 +93,4 @@ mkdir -p "$OUTPUT_DIR"
 log "node --test tests/ui (screenshots in tests/ui/output/)"
 UI_BASE_URL="$UI_BASE_URL" UI_UNAVAILABLE_URL="$UI_UNAVAILABLE_URL" \
     UI_OUTPUT_DIR="$OUTPUT_DIR" CHROMIUM_BIN="$CHROMIUM_BIN" \
-    node --test --test-reporter=spec tests/ui/ui.test.mjs
+    node --test --test-reporter=spec tests/ui/ui.test.mjs tests/ui/diagrams.test.mjs
