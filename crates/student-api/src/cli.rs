@@ -686,6 +686,127 @@ mod tests {
         assert!(parse_duration_or_zero("soon").is_err());
     }
 
+    fn traces(vars: &[(&str, &str)]) -> Result<Option<TracingSettings>, ConfigError> {
+        tracing_settings(|name| {
+            vars.iter()
+                .find(|(var, _)| *var == name)
+                .map(|(_, value)| (*value).to_owned())
+        })
+    }
+
+    #[test]
+    fn tracing_is_off_without_an_endpoint_or_when_the_sdk_is_disabled() {
+        assert_eq!(traces(&[]).unwrap(), None);
+        assert_eq!(traces(&[("OTEL_SERVICE_NAME", "x")]).unwrap(), None);
+        let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://alloy:4318");
+        assert!(traces(&[endpoint]).unwrap().is_some());
+        assert_eq!(
+            traces(&[endpoint, ("OTEL_SDK_DISABLED", "true")]).unwrap(),
+            None
+        );
+        assert_eq!(
+            traces(&[endpoint, ("OTEL_TRACES_EXPORTER", "none")]).unwrap(),
+            None
+        );
+        assert!(traces(&[(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "http://alloy:4318/v1/traces"
+        )])
+        .unwrap()
+        .is_some());
+    }
+
+    #[test]
+    fn tracing_reads_the_sdk_sampler_and_service_name() {
+        let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://alloy:4318");
+        let settings = traces(&[endpoint]).unwrap().unwrap();
+        assert_eq!(settings.service_name.as_deref(), Some("student-api"));
+        assert_eq!(
+            settings.sampler,
+            TraceSampler {
+                parent_based: true,
+                ratio: 1.0
+            }
+        );
+        let settings = traces(&[
+            endpoint,
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment.name=prod,service.name=api",
+            ),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            settings.sampler,
+            TraceSampler {
+                parent_based: true,
+                ratio: 0.25
+            }
+        );
+        assert_eq!(settings.service_name, None, "the resource names it");
+        let settings = traces(&[endpoint, ("OTEL_TRACES_SAMPLER", "always_off")])
+            .unwrap()
+            .unwrap();
+        assert!(!settings.sampler.parent_based);
+        assert!(settings.sampler.ratio <= 0.0);
+    }
+
+    #[test]
+    fn tracing_refuses_what_the_sdk_would_ignore() {
+        let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://alloy:4318");
+        for (vars, var) in [
+            (
+                vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "alloy:4318")],
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ),
+            (
+                vec![(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    "http://user:secret-in-url@alloy:4318",
+                )],
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ),
+            (
+                vec![endpoint, ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")],
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+            ),
+            (
+                vec![
+                    endpoint,
+                    ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
+                ],
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            ),
+            (
+                vec![endpoint, ("OTEL_TRACES_SAMPLER", "jaeger_remote")],
+                "OTEL_TRACES_SAMPLER",
+            ),
+            (
+                vec![
+                    endpoint,
+                    ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                    ("OTEL_TRACES_SAMPLER_ARG", "2"),
+                ],
+                "OTEL_TRACES_SAMPLER_ARG",
+            ),
+            (
+                vec![endpoint, ("OTEL_TRACES_EXPORTER", "zipkin")],
+                "OTEL_TRACES_EXPORTER",
+            ),
+            (
+                vec![endpoint, ("OTEL_SDK_DISABLED", "yes")],
+                "OTEL_SDK_DISABLED",
+            ),
+        ] {
+            let err = traces(&vars).unwrap_err().to_string();
+            assert!(err.starts_with(var), "{vars:?}: {err}");
+            assert!(!err.contains("secret-in-url"), "{err}");
+        }
+    }
+
     #[test]
     fn the_metrics_address_must_differ_from_the_listen_address() {
         let err = cli(&[
