@@ -5,11 +5,14 @@
 //! whole).
 //!
 //! Rules: attributes hold nothing a log line would not (no query string,
-//! no body, no header but the user agent); a 5xx marks the span an error,
+//! no body, no header but the user agent and the first address of
+//! X-Forwarded-For); a 5xx marks the span an error,
 //! a 4xx does not (the server did its job). No tracer, no work: with
 //! tracing off nothing here runs.
 
-use axum::extract::Request;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{header, Method, StatusCode, Version};
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, TraceId, Tracer};
@@ -29,7 +32,7 @@ pub fn start(tracer: &SdkTracer, request: &Request, route: Option<&str>) -> Cont
         Some(route) => format!("{} {route}", known.unwrap_or("HTTP")),
         None => known.unwrap_or("HTTP").to_owned(),
     };
-    let mut attributes = Vec::with_capacity(9);
+    let mut attributes = Vec::with_capacity(12);
     attributes.push(KeyValue::new(
         "http.request.method",
         known.unwrap_or("_OTHER"),
@@ -64,6 +67,26 @@ pub fn start(tracer: &SdkTracer, request: &Request, route: Option<&str>) -> Cont
         if let Some(port) = port {
             attributes.push(KeyValue::new("server.port", i64::from(port)));
         }
+    }
+    if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
+        attributes.push(KeyValue::new("network.peer.address", peer.ip().to_string()));
+        attributes.push(KeyValue::new("network.peer.port", i64::from(peer.port())));
+    }
+    // The original client: the first hop the Gateway's X-Forwarded-For
+    // names (the conventions' choice), else the socket's peer.
+    let forwarded = request
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(',').next())
+        .map(str::trim)
+        .and_then(|first| first.parse::<IpAddr>().ok());
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip());
+    if let Some(client) = forwarded.or(peer) {
+        attributes.push(KeyValue::new("client.address", client.to_string()));
     }
     if let Some(agent) = request
         .headers()

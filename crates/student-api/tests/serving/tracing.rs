@@ -198,6 +198,16 @@ fn assert_request_span(server: &Span, id: i64) {
         attr(server, "user_agent.original").as_deref(),
         Some("trace-test")
     );
+    // The first hop the proxy names, and the socket's own peer.
+    assert_eq!(
+        attr(server, "client.address").as_deref(),
+        Some("203.0.113.7")
+    );
+    assert_eq!(
+        attr(server, "network.peer.address").as_deref(),
+        Some("127.0.0.1")
+    );
+    assert!(attr(server, "network.peer.port").is_some_and(|port| port != "0"));
     assert_ne!(
         server.status.as_ref().map(|s| s.code),
         Some(SpanStatus::Error as i32)
@@ -250,7 +260,11 @@ async fn a_request_is_one_trace_from_its_traceparent_to_its_database_call_and_lo
         service.port,
         "GET",
         &format!("/api/v1/students/{id}"),
-        &[("traceparent", &traceparent), ("User-Agent", "trace-test")],
+        &[
+            ("traceparent", &traceparent),
+            ("User-Agent", "trace-test"),
+            ("X-Forwarded-For", "203.0.113.7, 10.0.0.1"),
+        ],
         None,
     )
     .await;
@@ -307,6 +321,7 @@ async fn a_request_is_one_trace_from_its_traceparent_to_its_database_call_and_lo
         attr(post, "http.response.status_code").as_deref(),
         Some("201")
     );
+    assert_eq!(attr(post, "client.address").as_deref(), Some("127.0.0.1"));
     assert!(spans.iter().any(|s| s.span.trace_id == post.trace_id
         && s.span.name == "INSERT students"
         && attr(&s.span, "db.operation.name").as_deref() == Some("INSERT")));
