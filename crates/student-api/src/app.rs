@@ -4,7 +4,8 @@
 //! and shuts down in order (readiness off and `Connection: close` for
 //! SHUTDOWN_DELAY while still serving, then stop accepting, answer the
 //! requests already started within SHUTDOWN_TIMEOUT, close the pool, then
-//! release the credentials).
+//! release the credentials; the last spans are exported while the pool
+//! closes, within the same bound).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,10 +20,11 @@ use tokio::sync::watch;
 use crate::config::{Config, DatabaseTarget};
 use crate::credentials::CredentialStatus;
 use crate::http::error::cause_chain;
-use crate::http::{self, AppState, Dependency, Health, Metrics, RouterOptions};
+use crate::http::{self, AppState, Dependency, FaultSwitch, Health, Metrics, RouterOptions};
 use crate::secrets::Credentials;
 use crate::server::{self, ConnectionMetrics, Limits, Server, Stage};
 use crate::storage::{StorageError, Store};
+use crate::telemetry::Tracing;
 
 /// Connections the separate metrics listener holds at most (scrapers and probes).
 const METRICS_MAX_CONNECTIONS: usize = 16;
@@ -37,6 +39,7 @@ pub struct Application {
     config: Config,
     limits: Limits,
     connection_metrics: ConnectionMetrics,
+    tracing: Option<Tracing>,
 }
 
 impl Application {
@@ -71,9 +74,23 @@ impl Application {
                 .context("cannot migrate the SQLite database")?;
             tracing::info!(applied, "sqlite migrations applied");
         }
+        let mut metrics = Metrics::new();
+        let connection_metrics =
+            ConnectionMetrics::register(metrics.registry_mut(), max_connections);
+        // `Config` has refused the switch without a separate metrics address.
+        let faults = config
+            .server
+            .fault_injection
+            .then(|| FaultSwitch::new(metrics.registry_mut()));
+        if faults.is_some() {
+            tracing::warn!(
+                path = http::FAULT_ADMIN_PATH,
+                "fault injection is on: the metrics address serves the drills' admin endpoint"
+            );
+        }
         let state = AppState {
             store,
-            metrics: Arc::new(Metrics::new().context("cannot register metrics")?),
+            metrics: Arc::new(metrics),
             health: Arc::new(Health::new(
                 config.server.readiness_timeout,
                 credentials
@@ -84,10 +101,9 @@ impl Application {
             openapi: http::openapi::document()
                 .context("cannot render the OpenAPI document")?
                 .into(),
+            tracer: None,
+            faults,
         };
-        let connection_metrics =
-            ConnectionMetrics::register(state.metrics.registry(), max_connections)
-                .context("cannot register metrics")?;
         let (listener, local_addr) = bind(config.server.listen_addr, "LISTEN_ADDR").await?;
         let (metrics_listener, metrics_addr) = match config.server.metrics_addr {
             Some(addr) => {
@@ -106,7 +122,19 @@ impl Application {
             config,
             limits,
             connection_metrics,
+            tracing: None,
         })
+    }
+
+    /// Traces requests and their database calls with `tracing`'s tracer,
+    /// and exports the last spans at shutdown.
+    #[must_use]
+    pub fn with_tracing(mut self, tracing: Tracing) -> Self {
+        let tracer = tracing.tracer();
+        self.state.store = self.state.store.clone().with_tracer(Some(tracer.clone()));
+        self.state.tracer = Some(tracer);
+        self.tracing = Some(tracing);
+        self
     }
 
     /// The address the API is listening on (useful with port 0).
@@ -139,6 +167,7 @@ impl Application {
             config,
             limits,
             connection_metrics,
+            tracing,
         } = self;
         let options = RouterOptions {
             request_timeout: config.server.request_timeout,
@@ -219,9 +248,12 @@ impl Application {
         // close() until its connect gives up; do not wait longer than the bound.
         let store = state.store.clone();
         drop(state);
-        OpenStore { store, credentials }
-            .close(config.server.shutdown_timeout)
-            .await;
+        let limit = config.server.shutdown_timeout;
+        tokio::join!(OpenStore { store, credentials }.close(limit), async {
+            if let Some(tracing) = tracing {
+                tracing.shutdown(limit).await;
+            }
+        });
         tracing::info!("shutdown complete");
         Ok(())
     }

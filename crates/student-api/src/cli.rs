@@ -16,7 +16,8 @@ use url::Url;
 use crate::config::{
     kv_v2_path, parse_postgres_port, read_secret_file, vault_path, Config, ConfigError,
     CredentialSource, DatabaseTarget, LogFormat, LogSettings, PoolSettings, ServerSettings,
-    SslMode, TargetSource, Value, VaultAuth, VaultConfig, VaultSecret, DEFAULT_K8S_TOKEN_FILE,
+    SslMode, TargetSource, TraceSampler, TracingSettings, Value, VaultAuth, VaultConfig,
+    VaultSecret, DEFAULT_K8S_TOKEN_FILE,
 };
 
 #[derive(Debug, Parser)]
@@ -124,6 +125,16 @@ pub struct ServerArgs {
     /// Most client connections open at once; lowered to fit the open-file limit.
     #[arg(long, env = "HTTP_MAX_CONNECTIONS", value_name = "HTTP_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub http_max_connections: u32,
+    /// Drills: `on` serves PUT, GET and DELETE `/admin/fault` on METRICS_ADDR
+    /// (required), which make a chosen share of API requests fail or wait.
+    #[arg(long, env = "FAULT_INJECTION", value_name = "FAULT_INJECTION", value_enum, default_value_t = Switch::Off, global = true)]
+    pub fault_injection: Switch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -310,6 +321,12 @@ impl Cli {
         }
     }
 
+    /// The trace settings, from the OpenTelemetry SDK's own environment
+    /// variables (not flags: every OpenTelemetry guide sets these).
+    pub fn tracing(&self) -> Result<Option<TracingSettings>, ConfigError> {
+        tracing_settings(|name| std::env::var(name).ok())
+    }
+
     /// Resolves everything once (reading `*_FILE` secrets) and checks the
     /// combinations clap cannot check alone.
     pub fn config(&self) -> Result<Config, ConfigError> {
@@ -344,6 +361,160 @@ impl Cli {
     }
 }
 
+/// Resolves the OpenTelemetry SDK's variables that decide whether and how
+/// requests are traced; `env` reads one variable. Tracing is on when an
+/// OTLP endpoint is set, unless OTEL_SDK_DISABLED=true or
+/// OTEL_TRACES_EXPORTER=none. The exporter reads the others itself
+/// (OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _COMPRESSION, OTEL_BSP_*,
+/// OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES), as the SDK specifies.
+/// Values the SDK would ignore with a warning stop the service here.
+pub fn tracing_settings(
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<TracingSettings>, ConfigError> {
+    let var = |name: &str| {
+        env(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let invalid = |var: &'static str, reason: &str| ConfigError::Invalid {
+        var,
+        reason: reason.to_owned(),
+    };
+    match var("OTEL_SDK_DISABLED")
+        .map(|v| v.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("false") => {}
+        Some("true") => return Ok(None),
+        Some(_) => return Err(invalid("OTEL_SDK_DISABLED", "expected true or false")),
+    }
+    match var("OTEL_TRACES_EXPORTER").as_deref() {
+        None | Some("otlp") => {}
+        Some("none") => return Ok(None),
+        Some(_) => {
+            return Err(invalid(
+                "OTEL_TRACES_EXPORTER",
+                "expected otlp or none (the only exporter of this build is OTLP)",
+            ))
+        }
+    }
+    let Some((endpoint_var, endpoint)) = [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ]
+    .into_iter()
+    .find_map(|name| var(name).map(|value| (name, value))) else {
+        return Ok(None);
+    };
+    // Not echoed: a mistyped value could be anything.
+    let url = Url::parse(&endpoint)
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+        .ok_or_else(|| {
+            invalid(
+                endpoint_var,
+                "expected an http:// or https:// URL, e.g. http://alloy.observability.svc:4318",
+            )
+        })?;
+    // So that the endpoint holds no secret and may be logged.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            endpoint_var,
+            "must not hold a user or password: send credentials in OTEL_EXPORTER_OTLP_HEADERS",
+        ));
+    }
+    for protocol_var in [
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ] {
+        match var(protocol_var).as_deref() {
+            None | Some("http/protobuf") => {}
+            Some("grpc" | "http/json") => {
+                return Err(invalid(
+                    protocol_var,
+                    "this build sends OTLP over HTTP with protobuf only: set http/protobuf (a collector's port 4318)",
+                ))
+            }
+            Some(_) => return Err(invalid(protocol_var, "expected http/protobuf")),
+        }
+    }
+    let sampler = trace_sampler(&var)?;
+    // The SDK would say `unknown_service` when no variable names it.
+    let named_by_attributes = var("OTEL_RESOURCE_ATTRIBUTES").is_some_and(|attributes| {
+        attributes
+            .split(',')
+            .any(|pair| pair.trim_start().starts_with("service.name="))
+    });
+    let service_name = match var("OTEL_SERVICE_NAME") {
+        Some(name) => Some(name),
+        None if named_by_attributes => None,
+        None => Some(env!("CARGO_PKG_NAME").to_owned()),
+    };
+    Ok(Some(TracingSettings {
+        endpoint: url.to_string(),
+        service_name,
+        sampler,
+    }))
+}
+
+/// `OTEL_TRACES_SAMPLER` and its argument, as the SDK reads them; `var`
+/// reads one variable, trimmed, `None` when unset or empty.
+fn trace_sampler(var: &impl Fn(&str) -> Option<String>) -> Result<TraceSampler, ConfigError> {
+    let invalid = |var: &'static str, reason: &str| ConfigError::Invalid {
+        var,
+        reason: reason.to_owned(),
+    };
+    let ratio = || -> Result<f64, ConfigError> {
+        match var("OTEL_TRACES_SAMPLER_ARG") {
+            None => Ok(1.0),
+            Some(arg) => arg
+                .parse::<f64>()
+                .ok()
+                .filter(|ratio| (0.0..=1.0).contains(ratio))
+                .ok_or_else(|| {
+                    invalid(
+                        "OTEL_TRACES_SAMPLER_ARG",
+                        "expected a ratio between 0 and 1, e.g. 0.1",
+                    )
+                }),
+        }
+    };
+    Ok(match var("OTEL_TRACES_SAMPLER").as_deref() {
+        // The SDK's default.
+        None | Some("parentbased_always_on") => TraceSampler {
+            parent_based: true,
+            ratio: 1.0,
+        },
+        Some("parentbased_always_off") => TraceSampler {
+            parent_based: true,
+            ratio: 0.0,
+        },
+        Some("parentbased_traceidratio") => TraceSampler {
+            parent_based: true,
+            ratio: ratio()?,
+        },
+        Some("always_on") => TraceSampler {
+            parent_based: false,
+            ratio: 1.0,
+        },
+        Some("always_off") => TraceSampler {
+            parent_based: false,
+            ratio: 0.0,
+        },
+        Some("traceidratio") => TraceSampler {
+            parent_based: false,
+            ratio: ratio()?,
+        },
+        Some(_) => {
+            return Err(invalid(
+                "OTEL_TRACES_SAMPLER",
+                "expected always_on, always_off, traceidratio, parentbased_always_on, \
+                 parentbased_always_off or parentbased_traceidratio",
+            ))
+        }
+    })
+}
+
 impl ServerArgs {
     fn settings(&self) -> ServerSettings {
         ServerSettings {
@@ -356,6 +527,7 @@ impl ServerArgs {
             http_header_timeout: self.http_header_timeout,
             http_idle_timeout: self.http_idle_timeout,
             http_max_connections: self.http_max_connections,
+            fault_injection: self.fault_injection == Switch::On,
         }
     }
 }
@@ -512,6 +684,127 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert_eq!(parse_duration_or_zero("0s").unwrap(), Duration::ZERO);
         assert!(parse_duration_or_zero("soon").is_err());
+    }
+
+    fn traces(vars: &[(&str, &str)]) -> Result<Option<TracingSettings>, ConfigError> {
+        tracing_settings(|name| {
+            vars.iter()
+                .find(|(var, _)| *var == name)
+                .map(|(_, value)| (*value).to_owned())
+        })
+    }
+
+    #[test]
+    fn tracing_is_off_without_an_endpoint_or_when_the_sdk_is_disabled() {
+        assert_eq!(traces(&[]).unwrap(), None);
+        assert_eq!(traces(&[("OTEL_SERVICE_NAME", "x")]).unwrap(), None);
+        let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://alloy:4318");
+        assert!(traces(&[endpoint]).unwrap().is_some());
+        assert_eq!(
+            traces(&[endpoint, ("OTEL_SDK_DISABLED", "true")]).unwrap(),
+            None
+        );
+        assert_eq!(
+            traces(&[endpoint, ("OTEL_TRACES_EXPORTER", "none")]).unwrap(),
+            None
+        );
+        assert!(traces(&[(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "http://alloy:4318/v1/traces"
+        )])
+        .unwrap()
+        .is_some());
+    }
+
+    #[test]
+    fn tracing_reads_the_sdk_sampler_and_service_name() {
+        let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://alloy:4318");
+        let settings = traces(&[endpoint]).unwrap().unwrap();
+        assert_eq!(settings.service_name.as_deref(), Some("student-api"));
+        assert_eq!(
+            settings.sampler,
+            TraceSampler {
+                parent_based: true,
+                ratio: 1.0
+            }
+        );
+        let settings = traces(&[
+            endpoint,
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment.name=prod,service.name=api",
+            ),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            settings.sampler,
+            TraceSampler {
+                parent_based: true,
+                ratio: 0.25
+            }
+        );
+        assert_eq!(settings.service_name, None, "the resource names it");
+        let settings = traces(&[endpoint, ("OTEL_TRACES_SAMPLER", "always_off")])
+            .unwrap()
+            .unwrap();
+        assert!(!settings.sampler.parent_based);
+        assert!(settings.sampler.ratio <= 0.0);
+    }
+
+    #[test]
+    fn tracing_refuses_what_the_sdk_would_ignore() {
+        let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://alloy:4318");
+        for (vars, var) in [
+            (
+                vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "alloy:4318")],
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ),
+            (
+                vec![(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    "http://user:secret-in-url@alloy:4318",
+                )],
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ),
+            (
+                vec![endpoint, ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")],
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+            ),
+            (
+                vec![
+                    endpoint,
+                    ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
+                ],
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            ),
+            (
+                vec![endpoint, ("OTEL_TRACES_SAMPLER", "jaeger_remote")],
+                "OTEL_TRACES_SAMPLER",
+            ),
+            (
+                vec![
+                    endpoint,
+                    ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                    ("OTEL_TRACES_SAMPLER_ARG", "2"),
+                ],
+                "OTEL_TRACES_SAMPLER_ARG",
+            ),
+            (
+                vec![endpoint, ("OTEL_TRACES_EXPORTER", "zipkin")],
+                "OTEL_TRACES_EXPORTER",
+            ),
+            (
+                vec![endpoint, ("OTEL_SDK_DISABLED", "yes")],
+                "OTEL_SDK_DISABLED",
+            ),
+        ] {
+            let err = traces(&vars).unwrap_err().to_string();
+            assert!(err.starts_with(var), "{vars:?}: {err}");
+            assert!(!err.contains("secret-in-url"), "{err}");
+        }
     }
 
     #[test]

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use student_api::cli::{Cli, Command};
-use student_api::{app, telemetry, Application};
+use student_api::telemetry::{self, Tracing};
+use student_api::{app, Application};
 
 /// Every request allocates a little (headers, JSON, rows); mimalloc serves
 /// those small, short-lived allocations with less work than glibc's malloc.
@@ -31,6 +32,22 @@ async fn main() -> ExitCode {
         eprintln!("student-api: invalid configuration: {err}");
         return ExitCode::from(2);
     }
+    // Traces only for serving: `migrate` answers no request.
+    let tracing = match cli.command {
+        None | Some(Command::Serve) => match cli.tracing().and_then(|settings| {
+            settings
+                .map(|settings| Tracing::start(&settings).map(|tracing| (settings, tracing)))
+                .transpose()
+        }) {
+            Ok(tracing) => tracing,
+            Err(err) => {
+                tracing::error!(error = %err, "invalid configuration");
+                eprintln!("student-api: invalid configuration: {err}");
+                return ExitCode::from(2);
+            }
+        },
+        Some(_) => None,
+    };
     let config = match cli.config() {
         Ok(config) => config,
         Err(err) => {
@@ -41,7 +58,18 @@ async fn main() -> ExitCode {
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => match Application::build(config).await {
-            Ok(application) => application.run(app::shutdown_signal()).await,
+            Ok(mut application) => {
+                if let Some((settings, tracing)) = tracing {
+                    tracing::info!(
+                        endpoint = %settings.endpoint,
+                        parent_based = settings.sampler.parent_based,
+                        ratio = settings.sampler.ratio,
+                        "tracing requests: spans go over OTLP/HTTP"
+                    );
+                    application = application.with_tracing(tracing);
+                }
+                application.run(app::shutdown_signal()).await
+            }
             Err(err) => Err(err),
         },
         Command::Migrate(args) => app::migrate(&config, args.wait).await.map(|applied| {

@@ -349,11 +349,19 @@ def cmd_configure(args: argparse.Namespace) -> None:
     db_down = pick_alert(summary["alerts"], args.db_down_alert, r"\bpg_up\b[^=]*==\s*0\b", "database-down (pg_up == 0)")
     readiness = pick_alert(summary["alerts"], args.readiness_alert,
                            r'probe_success\{[^}]*(ready|/ready)[^}]*\}\s*==\s*0', "readiness (probe of /ready)")
+    # The drill's page and ticket: the availability SLO's alerts, on its
+    # 5-minute window (the page) and its 3-day one (the ticket).
+    fast_burn = pick_alert(summary["alerts"], args.fast_burn_alert, r"slo_availability_errors:ratio_rate5m\b",
+                           "availability fast-burn page")
+    slow_burn = pick_alert(summary["alerts"], args.slow_burn_alert, r"slo_availability_errors:ratio_rate3d\b",
+                           "availability slow-burn ticket")
     write_json(work / "rules.json", rules)
     say(f"rules: {len(rules['groups'])} groups, {len(summary['recording'])} recording rules, "
         f"{len(summary['alerts'])} alerts from {', '.join(str(s) for s in sources)}")
     say(f"  database-down alert: {db_down['alert']} (for {db_down['for']}); "
         f"readiness alert: {readiness['alert']} (for {readiness['for']})")
+    say(f"  drill: page {fast_burn['alert']} (for {fast_burn['for']}), "
+        f"ticket {slow_burn['alert']} (for {slow_burn['for']})")
     say(f"  changed for this run: every for / keep_firing_for divided by {args.time_scale:g}, rounded up:")
     for change in summary["changes"]:
         say(f"    {change}")
@@ -409,6 +417,8 @@ def cmd_configure(args: argparse.Namespace) -> None:
     plan = {
         "db_down": db_down,
         "readiness": readiness,
+        "fast_burn": fast_burn,
+        "slow_burn": slow_burn,
         "readiness_inhibited": any(a is readiness for a in expected),
         "expect_inhibited": [a["alert"] for a in expected],
         "inhibit_rules": inhibit_rules,
@@ -432,6 +442,8 @@ def main() -> None:
     parser.add_argument("--scrape-timeout", default="2s")
     parser.add_argument("--db-down-alert")
     parser.add_argument("--readiness-alert")
+    parser.add_argument("--fast-burn-alert")
+    parser.add_argument("--slow-burn-alert")
     parser.add_argument("--alertmanager", help="file holding the Alertmanager configuration")
     parser.add_argument("--blackbox-values", required=True)
     parser.add_argument("--webhook", required=True)

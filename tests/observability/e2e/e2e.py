@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Runtime helpers of the live observability test (run.sh): the webhook
-receiver that records what Alertmanager delivers, the traffic, and the
+receiver that records what Alertmanager delivers, a sink for the
+service's OTLP traces, the traffic, the drill's fault switch, and the
 checks of what Prometheus and Alertmanager report.
 
 Everything talks to 127.0.0.1 only and bypasses proxies. The only
-long-lived processes are `receiver`, `outage-traffic` and `watch`, which
-run.sh starts and stops by PID. No secret passes through this file.
+long-lived processes are `receiver`, `otlp-sink`, `outage-traffic`,
+`clean-traffic` and `watch`, which run.sh starts and stops by PID. No
+secret passes through this file.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from configs import fail, inhibits, say, write_json  # noqa: E402
 
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# The alerts the plan (configs.py) names, by role.
+ALERT_KEYS = ("db_down", "readiness", "fast_burn", "slow_burn")
 
 
 def read_json(path: str | Path, default: object = None) -> object:
@@ -123,6 +127,43 @@ def cmd_receiver(args: argparse.Namespace) -> None:
     server.serve_forever()
 
 
+# ------------------------------------------------------------ OTLP sink
+
+
+class OtlpSink(http.server.BaseHTTPRequestHandler):
+    """Takes the service's OTLP/HTTP exports and drops them, counting
+    them: no collector or Tempo is installable here; the Rust tests decode
+    the spans, this run needs only somewhere to send them."""
+
+    count_path: Path
+    lock = threading.Lock()
+    exports = 0
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        ok = self.path == "/v1/traces" and self.headers.get("content-type") == "application/x-protobuf"
+        with self.lock:
+            if ok:
+                OtlpSink.exports += 1
+                self.count_path.write_text(f"{OtlpSink.exports}\n")
+        # An empty body is an empty ExportTraceServiceResponse: all taken.
+        self.send_response(200 if ok else 415)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, fmt: str, *args: object) -> None:
+        pass
+
+
+def cmd_otlp_sink(args: argparse.Namespace) -> None:
+    OtlpSink.count_path = Path(args.count_file)
+    OtlpSink.count_path.write_text("0\n")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OtlpSink)
+    Path(args.port_file).write_text(f"{server.server_address[1]}\n")
+    server.serve_forever()
+
+
 def deliveries(events_path: str) -> list[dict]:
     """One entry per alert per notification, in order of arrival."""
     return [
@@ -211,6 +252,73 @@ def cmd_outage_traffic(args: argparse.Namespace) -> None:
         counts[status] = counts.get(status, 0) + 1
         time.sleep(args.pause)
     say("outage traffic by status: " + ", ".join(f"{k or 'no answer'}: {v}" for k, v in sorted(counts.items())))
+
+
+# ---------------------------------------------------------------- drill
+
+
+def cmd_fault(args: argparse.Namespace) -> None:
+    """Sets (PUT) or clears (DELETE) the service's fault on its metrics
+    address, as an operator does in a drill."""
+    url = f"{args.metrics}/admin/fault"
+    data = None if args.clear else args.set.encode()
+    request = urllib.request.Request(url, data=data, method="DELETE" if args.clear else "PUT",
+                                     headers={"content-type": "application/json"})
+    try:
+        with OPENER.open(request, timeout=10) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        fail(f"{request.method} {url}: {err.code} {err.read()[:300]!r}")
+    say(f"fault {'cleared' if args.clear else 'set'}: {json.dumps(answer)}")
+    if answer.get("active") != (not args.clear):
+        fail(f"the service reports the fault {'active' if answer.get('active') else 'inactive'}")
+
+
+def cmd_drill_errors(args: argparse.Namespace) -> None:
+    """With the fault on: one failing request, a pause of `settle` seconds
+    so that Prometheus scrapes the new 5xx series once (a series born with
+    all its requests already counted shows no increase to rate()), then a
+    burst of `burst` failing requests. Every one must be a 5xx."""
+    client = Client(args.base)
+    statuses = [client.send("GET", "/api/v1/students?limit=1")[0]]
+    time.sleep(args.settle)
+    statuses += [client.send("GET", "/api/v1/students?limit=1")[0] for _ in range(args.burst)]
+    if not all(500 <= s < 600 for s in statuses):
+        fail(f"the fault did not fail every request: {statuses}")
+    say(f"drill: {len(statuses)} requests failed on purpose ({statuses[0]})")
+
+
+def cmd_clean_traffic(args: argparse.Namespace) -> None:
+    """API requests as fast as `threads` keep-alive connections go, until
+    the stop file appears: they dilute the drill's errors in every window
+    of the SLO, which is how its alerts resolve without waiting the
+    windows out. None may fail."""
+    counts: dict[int, int] = {}
+    lock = threading.Lock()
+    deadline = time.monotonic() + args.max_seconds
+    started = time.monotonic()
+
+    def run() -> None:
+        client = Client(args.base)
+        mine: dict[int, int] = {}
+        while time.monotonic() < deadline and not Path(args.stop_file).exists():
+            for _ in range(50):
+                status, _ = client.send("GET", "/api/v1/students?limit=1")
+                mine[status] = mine.get(status, 0) + 1
+        with lock:
+            for status, n in mine.items():
+                counts[status] = counts.get(status, 0) + n
+
+    threads = [threading.Thread(target=run) for _ in range(args.threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    total = sum(counts.values())
+    say(f"clean traffic: {total} requests in {time.monotonic() - started:.1f}s; by status: "
+        + ", ".join(f"{k or 'no answer'}: {v}" for k, v in sorted(counts.items())))
+    if set(counts) != {200}:
+        fail("clean traffic got answers other than 200")
 
 
 # ----------------------------------------------------------------- checks
@@ -305,6 +413,65 @@ def cmd_wait_inactive(args: argparse.Namespace) -> None:
         if time.monotonic() > deadline:
             fail(f"{alert} still active after {args.timeout:.0f}s")
         time.sleep(0.5)
+
+
+def cmd_wait_quiet(args: argparse.Namespace) -> None:
+    """Waits until none of the alerts is pending or firing in Prometheus,
+    nor active in Alertmanager, and each one the receiver got firing has
+    reached it resolved: what the drill fired is over, so no notification
+    of it can land in a later phase."""
+    plan = read_json(args.plan)
+    names = {plan[key]["alert"] for key in args.alert} | set(plan["expect_inhibited"] if args.and_inhibited else [])
+    deadline = time.monotonic() + args.timeout
+    while True:
+        in_prom = {a["labels"].get("alertname") for a in get_json(f"{args.prom}/api/v1/alerts")["data"]["alerts"]}
+        in_am = {a["labels"].get("alertname") for a in get_json(f"{args.am}/api/v2/alerts?active=true")}
+        last = {d["alertname"]: d["status"] for d in deliveries(args.events)}
+        unresolved = {name for name in names if last.get(name, "resolved") != "resolved"}
+        active = sorted(names & (in_prom | in_am | unresolved))
+        if not active:
+            break
+        if time.monotonic() > deadline:
+            fail(f"still active after {args.timeout:.0f}s: {', '.join(active)}")
+        time.sleep(0.5)
+    say(f"none active: {', '.join(sorted(names))}")
+
+
+def cmd_check_exemplars(args: argparse.Namespace) -> None:
+    """The latency histogram's exemplars reach Prometheus (scraped as
+    OpenMetrics) and name traces the service exported and logged: a slow
+    bucket opens a trace, and that trace's log lines."""
+    logged = set()
+    for line in Path(args.log).read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("message") == "request completed" and entry.get("trace_id"):
+            logged.add(entry["trace_id"])
+    if not logged:
+        fail("no access-log line carries a trace_id")
+    exports = int(Path(args.count_file).read_text())
+    deadline = time.monotonic() + args.timeout
+    while True:
+        now = time.time()
+        query = urllib.parse.urlencode({
+            "query": 'http_request_duration_seconds_bucket{namespace="student-api"}',
+            "start": f"{now - 600:.3f}", "end": f"{now:.3f}",
+        })
+        found = {e["labels"].get("trace_id")
+                 for series in get_json(f"{args.prom}/api/v1/query_exemplars?{query}")["data"]
+                 for e in series["exemplars"]}
+        linked = found & logged
+        exports = int(Path(args.count_file).read_text())
+        if linked and exports:
+            break
+        if time.monotonic() > deadline:
+            fail(f"after {args.timeout:.0f}s: {len(found)} exemplars in Prometheus, {len(linked)} naming a "
+                 f"logged trace; {exports} OTLP exports received")
+        time.sleep(1)
+    say(f"exemplars: {len(found)} trace ids on http_request_duration_seconds in Prometheus, "
+        f"{len(linked)} of them in the access log; {exports} OTLP exports received")
 
 
 def cmd_watch(args: argparse.Namespace) -> None:
@@ -419,6 +586,17 @@ def main() -> None:
         return p
 
     add("receiver", cmd_receiver, "events", "port-file")
+    add("otlp-sink", cmd_otlp_sink, "port-file", "count-file")
+    p = add("fault", cmd_fault, "metrics")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--set", help="the fault, as PUT /admin/fault takes it")
+    group.add_argument("--clear", action="store_true")
+    p = add("drill-errors", cmd_drill_errors, "base")
+    p.add_argument("--burst", type=int, default=10)
+    p.add_argument("--settle", type=float, default=3)
+    p = add("clean-traffic", cmd_clean_traffic, "base", "stop-file")
+    p.add_argument("--threads", type=int, default=6)
+    p.add_argument("--max-seconds", type=float, default=150)
     p = add("traffic", cmd_traffic, "base")
     p.add_argument("--requests", type=int, default=400)
     p.add_argument("--seconds", type=float, default=8)
@@ -429,12 +607,19 @@ def main() -> None:
     add("check-rules-health", cmd_check_rules_health, "prom")
     add("check-recording", cmd_check_recording, "prom", "plan").add_argument("--timeout", type=float, default=15)
     p = add("wait-delivery", cmd_wait_delivery, "events", "marks", "plan", "since")
-    p.add_argument("--alert", choices=("db_down", "readiness"), required=True)
+    p.add_argument("--alert", choices=ALERT_KEYS, required=True)
     p.add_argument("--status", choices=("firing", "resolved"), required=True)
     p.add_argument("--slack", type=float, required=True)
     p = add("wait-inactive", cmd_wait_inactive, "prom", "plan")
-    p.add_argument("--alert", choices=("db_down", "readiness"), required=True)
+    p.add_argument("--alert", choices=ALERT_KEYS, required=True)
     p.add_argument("--timeout", type=float, default=30)
+    p = add("wait-quiet", cmd_wait_quiet, "prom", "am", "plan", "events")
+    p.add_argument("--alert", choices=ALERT_KEYS, action="append", required=True)
+    p.add_argument("--and-inhibited", action="store_true",
+                   help="also every alert the database-down alert must inhibit")
+    p.add_argument("--timeout", type=float, default=30)
+    p = add("check-exemplars", cmd_check_exemplars, "prom", "log", "count-file")
+    p.add_argument("--timeout", type=float, default=20)
     add("watch", cmd_watch, "prom", "am", "out", "stop-file")
     p = add("wait-inhibited", cmd_wait_inhibited, "observed", "plan", "marks", "since")
     p.add_argument("--slack", type=float, required=True)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Live end-to-end proof of the observability stack, on loopback only:
 #   1. a throwaway PostgreSQL, `student-api migrate` and `student-api serve`
-#      (API and METRICS_ADDR on free ports);
+#      (API and METRICS_ADDR on free ports, FAULT_INJECTION=on, traces over
+#      OTLP/HTTP to a sink, e2e.py otlp-sink);
 #   2. postgres_exporter, node_exporter (CPU only) and blackbox_exporter
 #      probing the service's /healthcheck and /ready;
 #   3. a webhook receiver (e2e.py receiver) recording every notification;
@@ -13,7 +14,12 @@
 #      PrometheusRule groups with every `for` divided by TIME_SCALE, and
 #      alerting to that Alertmanager (README.md says what changes and why);
 #   6. traffic, then: every target up, no rule failing, every recording rule
-#      with samples;
+#      with samples, exemplars of the latency histogram in Prometheus naming
+#      traces the service logged;
+#   6b. drill: the fault switch fails API requests on purpose; the
+#      availability SLO's page reaches the receiver within its `for` plus
+#      SLACK; the fault is cleared and clean traffic dilutes the errors: the
+#      page arrives resolved within SLACK, then every SLO alert goes quiet;
 #   7. database outage (PostgreSQL stopped): the database-down alert reaches
 #      the receiver within its `for` plus SLACK seconds; the alerts it
 #      inhibits (readiness, the availability SLO's) fire in Prometheus, are held
@@ -222,6 +228,16 @@ header "PostgreSQL and the service"
 pg_install
 pg_start
 on_exit stop_started
+# Traces go to a sink that takes and counts them (no collector is
+# installable here); what the spans hold is the Rust tests' job.
+start_bg "otlp sink" "$WORK/otlp-sink.log" "$PY" "$HERE/e2e.py" otlp-sink \
+    --port-file "$WORK/otlp.port" --count-file "$WORK/otlp.count"
+for _ in $(seq 50); do
+    [[ -s "$WORK/otlp.port" ]] && break
+    sleep 0.1
+done
+[[ -s "$WORK/otlp.port" ]] || die "the OTLP sink did not start"
+OTLP_ENDPOINT="http://127.0.0.1:$(cat "$WORK/otlp.port")"
 DB_NAME="obs_e2e_$(random_hex 6)"
 pg_psql -c "create database $DB_NAME"
 # The superuser on a database made for this run; the URL stays in the
@@ -239,6 +255,10 @@ BASE="http://127.0.0.1:$API_PORT"
 serve() {
     export DATABASE_URL="$DB_URL" LISTEN_ADDR="127.0.0.1:$API_PORT" METRICS_ADDR="127.0.0.1:$METRICS_PORT"
     export LOG_FORMAT=json RUST_LOG=info
+    # The drill's switch, on the metrics address only.
+    export FAULT_INJECTION=on
+    export OTEL_EXPORTER_OTLP_ENDPOINT="$OTLP_ENDPOINT"
+    export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf OTEL_SERVICE_NAME=student-api
     exec "$SERVICE_BIN" serve
 }
 start_bg service "$WORK/service.log" serve
@@ -310,7 +330,7 @@ start_bg alertmanager "$WORK/alertmanager.log" "$ALERTMANAGER_BIN" \
 wait_up alertmanager "$AM/-/ready" "$LAST_PID" "$WORK/alertmanager.log"
 start_bg prometheus "$WORK/prometheus.log" "$PROMETHEUS_BIN" \
     --config.file="$WORK/prometheus.json" --storage.tsdb.path="$WORK/prometheus-data" \
-    --web.listen-address="127.0.0.1:$PROM_PORT" --log.level=warn
+    --web.listen-address="127.0.0.1:$PROM_PORT" --log.level=warn --enable-feature=exemplar-storage
 wait_up prometheus "$PROM/-/ready" "$LAST_PID" "$WORK/prometheus.log"
 
 header "traffic, targets, rules"
@@ -320,6 +340,37 @@ e2e traffic --base "$BASE" --requests 400
 mark "traffic sent"
 e2e check-rules-health --prom "$PROM"
 e2e check-recording --prom "$PROM" --plan "$PLAN" --timeout 15
+e2e check-exemplars --prom "$PROM" --log "$WORK/service.log" --count-file "$WORK/otlp.count"
+
+header "drill: injected errors page, then resolve"
+# Before the outage, whose 503s hold the SLO's windows for five minutes.
+# The windows hold only this run, so a few errors burn the budget fast;
+# clean traffic then dilutes them in every window, which is how the page
+# resolves here without waiting five minutes (docs/runbooks/drills.md).
+METRICS="http://127.0.0.1:$METRICS_PORT"
+e2e wait-quiet --prom "$PROM" --am "$AM" --plan "$PLAN" --events "$EVENTS" --alert fast_burn --alert slow_burn --timeout 5
+e2e fault --metrics "$METRICS" --set '{"error_ratio": 1.0, "status": 500}'
+mark "fault on"
+e2e drill-errors --base "$BASE" --burst 10 --settle 3
+e2e wait-delivery --events "$EVENTS" --marks "$MARKS" --plan "$PLAN" \
+    --alert fast_burn --status firing --since "fault on" --slack "$SLACK"
+e2e fault --metrics "$METRICS" --clear
+mark "fault off"
+CLEAN_STOP="$WORK/clean.stop"
+start_bg "clean traffic" "$WORK/clean-traffic.log" "$PY" "$HERE/e2e.py" clean-traffic \
+    --base "$BASE" --stop-file "$CLEAN_STOP"
+CLEAN_TRAFFIC_PID=$LAST_PID
+e2e wait-delivery --events "$EVENTS" --marks "$MARKS" --plan "$PLAN" \
+    --alert fast_burn --status resolved --since "fault off" --slack "$SLACK"
+# The ticket fired too while the page held it back; it resolves once the
+# errors are under the objective's share, and nothing of the drill may
+# still be active when the outage starts.
+e2e wait-quiet --prom "$PROM" --am "$AM" --plan "$PLAN" --events "$EVENTS" --alert fast_burn --alert slow_burn \
+    --and-inhibited --timeout 90
+touch "$CLEAN_STOP"
+wait "$CLEAN_TRAFFIC_PID" || { cat "$WORK/clean-traffic.log"; die "the clean traffic failed"; }
+cat "$WORK/clean-traffic.log"
+mark "drill over"
 
 header "database outage"
 OUTAGE_STOP="$WORK/outage.stop"

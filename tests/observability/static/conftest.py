@@ -146,16 +146,37 @@ def amtool() -> str:
 
 
 # ------------------------------------------------------------- the service
+class _OtlpSink(http.server.BaseHTTPRequestHandler):
+    """Takes OTLP/HTTP trace exports and drops them (an empty body is an
+    empty ExportTraceServiceResponse): somewhere for the service's spans to
+    go, as Alloy's receiver is in the cluster."""
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 @pytest.fixture(scope="session")
-def service(processes: Processes, workdir: Path) -> dict:
-    """The real binary on SQLite, metrics on their own address as in the
-    chart, after a few requests so that every series has samples."""
+def service(processes: Processes, workdir: Path) -> Iterator[dict]:
+    """The real binary on SQLite, metrics on their own address and traces
+    sent over OTLP as in the chart, after a few requests so that every
+    series has samples."""
     binary = Path(os.environ.get("STUDENT_API_BIN", obs.REPO / "target" / "debug" / "student-api"))
     if not binary.is_file():
         live_required(f"{binary} not built (run.sh builds it with cargo)")
     api, metrics = free_port(), free_port()
+    sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OtlpSink)
+    _serve(sink)
     env = {
         **os.environ,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink.server_address[1]}",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "LISTEN_ADDR": f"127.0.0.1:{api}",
         "METRICS_ADDR": f"127.0.0.1:{metrics}",
         "DATABASE_URL": f"sqlite://{workdir}/students.db",
@@ -173,7 +194,8 @@ def service(processes: Processes, workdir: Path) -> dict:
     assert http_get(f"{base}/ready")[0] == 200
     status, text = http_get(f"http://127.0.0.1:{metrics}/metrics")
     assert status == 200
-    return {"base": base, "metrics_text": text, "names": metric_names_of(text)}
+    yield {"base": base, "metrics_text": text, "names": metric_names_of(text)}
+    sink.shutdown()
 
 
 # --------------------------------------------------------------- exporters

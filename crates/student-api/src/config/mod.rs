@@ -117,6 +117,9 @@ pub struct ServerSettings {
     pub http_header_timeout: Duration,
     pub http_idle_timeout: Duration,
     pub http_max_connections: u32,
+    /// Drills: `/admin/fault` on the metrics address makes API requests
+    /// fail or wait on purpose (`FAULT_INJECTION=on`).
+    pub fault_injection: bool,
 }
 
 impl ServerSettings {
@@ -127,6 +130,15 @@ impl ServerSettings {
             return Err(ConfigError::Invalid {
                 var: "METRICS_ADDR",
                 reason: "must differ from LISTEN_ADDR".to_owned(),
+            });
+        }
+        // The switch is an operator's tool: it must never be reachable
+        // where the API's users are.
+        if self.fault_injection && self.metrics_addr.is_none() {
+            return Err(ConfigError::Invalid {
+                var: "FAULT_INJECTION",
+                reason: "on needs METRICS_ADDR: its endpoint is served only on the separate metrics address, never on the API's"
+                    .to_owned(),
             });
         }
         Ok(())
@@ -148,4 +160,25 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// `RUST_LOG` directives.
     pub filter: String,
+}
+
+/// Traces over OTLP, from the OpenTelemetry SDK's own environment
+/// variables; `None` where they are resolved means tracing is off.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracingSettings {
+    /// Where spans go, without any user or password, for the log.
+    pub endpoint: String,
+    /// `service.name` of the spans: OTEL_SERVICE_NAME, or the service's
+    /// own name; `None` when OTEL_RESOURCE_ATTRIBUTES names it.
+    pub service_name: Option<String>,
+    pub sampler: TraceSampler,
+}
+
+/// Which traces are kept (`OTEL_TRACES_SAMPLER` and its argument).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TraceSampler {
+    /// A request whose `traceparent` says whether it is sampled follows it.
+    pub parent_based: bool,
+    /// Share of the other traces kept, 0 to 1 (`always_on` is 1).
+    pub ratio: f64,
 }

@@ -58,6 +58,9 @@ pub enum ApiError {
     Timeout,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+    /// A drill's fault injection failed this request on purpose.
+    #[error("this request was failed on purpose: a fault-injection drill is running")]
+    InjectedFault(StatusCode),
 }
 
 impl From<StorageError> for ApiError {
@@ -158,6 +161,7 @@ impl ApiError {
             }
             Self::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::InjectedFault(status) => (*status, "injected-fault"),
         }
     }
 }
@@ -176,6 +180,12 @@ impl IntoResponse for ApiError {
             // starts; each request that meets it is a warning.
             Self::InsufficientStorage(err) | Self::StorageFault(err) => {
                 tracing::warn!(error = %cause_chain(err), "database storage fault");
+            }
+            Self::InjectedFault(status) => {
+                tracing::warn!(
+                    status = status.as_u16(),
+                    "fault injected: request failed on purpose"
+                );
             }
             _ => {}
         }

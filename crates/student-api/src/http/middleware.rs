@@ -1,5 +1,5 @@
-//! Cross-cutting request handling: request ids, the access log and HTTP
-//! metrics, limits on the request line, header fields and declared body
+//! Cross-cutting request handling: request ids, the access log, HTTP
+//! metrics and the request's span, limits on the request line, header fields and declared body
 //! size, timeouts, panics, and the JSON answers for unknown routes and
 //! methods.
 //!
@@ -14,12 +14,15 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use opentelemetry::context::FutureExt as _;
+use opentelemetry_sdk::trace::SdkTracer;
 use tower::BoxError;
 use tracing::Instrument;
 
 use super::error::ApiError;
 use super::extract::BODY_LIMIT_BYTES;
 use super::metrics::{Metrics, UNMATCHED_ROUTE};
+use super::spans;
 
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -53,12 +56,18 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Wraps each request in a span, records its metrics and writes the access log.
-pub async fn observe(
-    State(metrics): State<Arc<Metrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// What [`observe`] records each request with.
+#[derive(Clone)]
+pub struct Observer {
+    pub metrics: Arc<Metrics>,
+    /// `None` when tracing is off.
+    pub tracer: Option<SdkTracer>,
+}
+
+/// Wraps each request in a span (and, with tracing on, an OpenTelemetry
+/// span that is current while the request runs), records its metrics and
+/// writes the access log.
+pub async fn observe(State(observer): State<Observer>, request: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = request.method().clone();
     // Cheap clones (reference-counted): this runs on every request.
@@ -71,16 +80,33 @@ pub async fn observe(
         .as_ref()
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
+    let otel = observer
+        .tracer
+        .as_ref()
+        .map(|tracer| spans::start(tracer, &request, matched.as_ref().map(MatchedPath::as_str)));
 
+    let metrics = &observer.metrics;
     metrics.in_flight.inc();
-    let guard = InFlight(&metrics);
+    let guard = InFlight(metrics);
     let span = tracing::info_span!("request", request_id, method = %method, route);
-    let response = next.run(request).instrument(span).await;
+    let response = match &otel {
+        Some(cx) => {
+            next.run(request)
+                .instrument(span)
+                .with_context(cx.clone())
+                .await
+        }
+        None => next.run(request).instrument(span).await,
+    };
     drop(guard);
 
     let status = response.status();
     let elapsed = start.elapsed();
-    metrics.observe(&method, route, status, elapsed);
+    let trace = otel.as_ref().and_then(spans::sampled_trace);
+    metrics.observe(&method, route, status, elapsed, trace);
+    // The access-log line carries the request's trace id: it is written
+    // with the request's span current.
+    let _current = otel.as_ref().map(|cx| cx.clone().attach());
     tracing::info!(
         request_id,
         method = %method,
@@ -89,6 +115,9 @@ pub async fn observe(
         latency_ms = elapsed.as_secs_f64() * 1000.0,
         "request completed"
     );
+    if let Some(cx) = &otel {
+        spans::finish(cx, status);
+    }
     response
 }
 

@@ -1,8 +1,9 @@
 //! The HTTP interface: the router the binary serves and the tests drive.
 //!
 //! Layers, outermost first: request id (sanitised, generated, propagated),
-//! access log and metrics, request limits (target, header fields, declared
-//! body size), panic catcher, request timeout, compression, body limit.
+//! access log, metrics and the request's span, request limits (target,
+//! header fields, declared body size), panic catcher, request timeout,
+//! compression, body limit, fault injection (drills only).
 //! Every route lives in its resource module, declared once with the
 //! `#[utoipa::path]` that documents it, and is merged here; the OpenAPI
 //! document is generated from the same routes. May import `domain` and
@@ -10,10 +11,12 @@
 
 pub mod error;
 mod extract;
+mod fault_injection;
 mod health;
 mod metrics;
 mod middleware;
 pub mod openapi;
+mod spans;
 mod students;
 mod ui;
 
@@ -24,6 +27,7 @@ use axum::body::Bytes;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use opentelemetry_sdk::trace::SdkTracer;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -32,6 +36,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use extract::BODY_LIMIT_BYTES;
+pub use fault_injection::{FaultSwitch, ADMIN_PATH as FAULT_ADMIN_PATH};
 pub use health::{Dependency, Health};
 pub use metrics::Metrics;
 
@@ -45,6 +50,10 @@ pub struct AppState {
     pub health: Arc<Health>,
     /// The rendered OpenAPI document.
     pub openapi: Bytes,
+    /// Starts each request's span; `None` when tracing is off.
+    pub tracer: Option<SdkTracer>,
+    /// The drills' fault switch; `None` unless `FAULT_INJECTION=on`.
+    pub faults: Option<Arc<FaultSwitch>>,
 }
 
 /// Options that shape the router.
@@ -94,7 +103,10 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
                 ))
                 .layer(PropagateRequestIdLayer::new(middleware::REQUEST_ID.clone()))
                 .layer(axum::middleware::from_fn_with_state(
-                    state.metrics.clone(),
+                    middleware::Observer {
+                        metrics: state.metrics.clone(),
+                        tracer: state.tracer.clone(),
+                    },
                     middleware::observe,
                 ))
                 .layer(axum::middleware::from_fn(
@@ -104,14 +116,23 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
                 .layer(HandleErrorLayer::new(middleware::layer_error_response))
                 .timeout(options.request_timeout)
                 .layer(CompressionLayer::new())
-                .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
+                .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+                // Innermost, so inside the timeout: a delay past
+                // REQUEST_TIMEOUT is a 503, as a slow dependency would be.
+                .option_layer(state.faults.clone().map(|switch| {
+                    axum::middleware::from_fn_with_state(switch, fault_injection::inject)
+                })),
         )
         .with_state(state)
 }
 
-/// The router for a separate metrics address: `/metrics` only.
+/// The router for a separate metrics address: `/metrics`, and the drills'
+/// `/admin/fault` when fault injection is on.
 pub fn metrics_router(state: AppState) -> Router {
-    let (routes, _) = metrics_routes().split_for_parts();
+    let (mut routes, _) = metrics_routes().split_for_parts();
+    if let Some(switch) = state.faults.clone() {
+        routes = routes.merge(fault_injection::router(switch));
+    }
     routes
         .fallback(middleware::route_not_found)
         .with_state(state)

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use axum::Router;
@@ -165,6 +165,10 @@ pub(super) async fn drive(
     shared: &Arc<Shared>,
     activity: &Arc<Activity>,
 ) {
+    // The client's address for each request, as axum's `ConnectInfo`
+    // (what `into_make_service_with_connect_info` would give): the
+    // request's span names it.
+    let peer = stream.peer_addr().ok().map(ConnectInfo);
     let io = TokioIo::new(Watched {
         stream,
         activity: activity.clone(),
@@ -172,8 +176,11 @@ pub(super) async fn drive(
     });
     let started = {
         let (activity, shared) = (activity.clone(), shared.clone());
-        move |request: Request<Incoming>| {
+        move |mut request: Request<Incoming>| {
             activity.enter(Phase::Busy, shared.now_ms());
+            if let Some(peer) = peer {
+                request.extensions_mut().insert(peer);
+            }
             request
         }
     };

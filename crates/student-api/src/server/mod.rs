@@ -18,8 +18,8 @@
 //!   (with `Connection: close`). The caller bounds how long that may take
 //!   and drops [`Server::serve`], which aborts what is left.
 //!
-//! Imports: hyper, tokio, the router as a tower service, and prometheus for
-//! its own metrics; nothing from the rest of the crate (it knows nothing of
+//! Imports: hyper, tokio, the router as a tower service, and
+//! prometheus-client for its own metrics; nothing from the rest of the crate (it knows nothing of
 //! storage or configuration).
 
 mod connection;
@@ -33,7 +33,11 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper::server::conn::http1;
-use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -85,31 +89,40 @@ pub struct Limits {
 /// Connection metrics of one listener.
 #[derive(Clone)]
 pub struct ConnectionMetrics {
-    open: IntGauge,
-    closed: IntCounterVec,
+    open: Gauge,
+    closed: Family<ReasonLabels, Counter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
 }
 
 impl ConnectionMetrics {
     /// Registers the series; `max_connections` is published as a constant gauge.
-    pub fn register(registry: &Registry, max_connections: usize) -> prometheus::Result<Self> {
-        let open = IntGauge::new("http_connections_open", "Client connections open")?;
-        let max = IntGauge::new(
+    pub fn register(registry: &mut Registry, max_connections: usize) -> Self {
+        let open = Gauge::default();
+        registry.register(
+            "http_connections_open",
+            "Client connections open",
+            open.clone(),
+        );
+        let max = Gauge::<i64>::default();
+        max.set(i64::try_from(max_connections).unwrap_or(i64::MAX));
+        registry.register(
             "http_connections_max",
             "Most client connections open at once (HTTP_MAX_CONNECTIONS fitted to the open-file limit)",
-        )?;
-        let closed = IntCounterVec::new(
-            Opts::new(
-                "http_connections_closed_total",
-                "Client connections the service closed, by reason: header_timeout, idle_timeout, \
-                 evicted (idle, to make room at the cap), shutdown, malformed (a request the HTTP parser rejected)",
-            ),
-            &["reason"],
-        )?;
-        max.set(i64::try_from(max_connections).unwrap_or(i64::MAX));
-        registry.register(Box::new(open.clone()))?;
-        registry.register(Box::new(max))?;
-        registry.register(Box::new(closed.clone()))?;
-        Ok(Self { open, closed })
+            max,
+        );
+        // Registered without `_total`, which the exposition adds.
+        let closed = Family::default();
+        registry.register(
+            "http_connections_closed",
+            "Client connections the service closed, by reason: header_timeout, idle_timeout, \
+             evicted (idle, to make room at the cap), shutdown, malformed (a request the HTTP parser rejected)",
+            closed.clone(),
+        );
+        Self { open, closed }
     }
 }
 
@@ -248,7 +261,7 @@ impl Shared {
         };
         tracing::debug!(listener = name, reason, "connection closed by the service");
         if let Some(metrics) = &self.metrics {
-            metrics.closed.with_label_values(&[reason]).inc();
+            metrics.closed.get_or_create(&ReasonLabels { reason }).inc();
         }
     }
 }

@@ -14,6 +14,7 @@ mod faults;
 mod migrations;
 mod postgres;
 mod record;
+mod spans;
 mod sqlite;
 
 use std::sync::Arc;
@@ -23,17 +24,24 @@ pub use faults::StorageFault;
 pub use record::{ListQuery, Page, PoolStats, StudentRecord};
 
 use faults::{FaultMonitor, Operation};
+use opentelemetry_sdk::trace::SdkTracer;
+use spans::Call;
 use sqlx::sqlite::SqliteConnectOptions;
 
 use crate::config::{PoolSettings, PostgresTarget};
 use crate::credentials::{CredentialReceiver, LoginCheck};
 use crate::domain::{NewStudent, StudentChanges};
 
+/// The table of students, for the spans of the calls.
+const TABLE: &str = "students";
+
 /// The student store; cheap to clone (it wraps a connection pool).
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
     faults: Arc<FaultMonitor>,
+    /// Starts a span per call made for a traced request; `None`: tracing is off.
+    tracer: Option<SdkTracer>,
 }
 
 #[derive(Clone, Debug)]
@@ -70,7 +78,39 @@ impl Store {
         Self {
             backend,
             faults: Arc::default(),
+            tracer: None,
         }
+    }
+
+    /// The same store, with a span for each call made for a traced request.
+    #[must_use]
+    pub fn with_tracer(mut self, tracer: Option<SdkTracer>) -> Self {
+        self.tracer = tracer;
+        self
+    }
+
+    /// `db.system.name` of the backend.
+    fn system(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres(_) => "postgresql",
+            Backend::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Runs one call of the store in its span (when traced).
+    async fn traced<T>(
+        &self,
+        operation: &'static str,
+        table: Option<&'static str>,
+        run: impl std::future::Future<Output = Result<T, StorageError>>,
+    ) -> Result<T, StorageError> {
+        spans::traced(
+            self.tracer.as_ref(),
+            self.system(),
+            Call { operation, table },
+            run,
+        )
+        .await
     }
 
     /// Opens a PostgreSQL pool. It connects lazily, so the service starts
@@ -107,28 +147,47 @@ impl Store {
     /// Migrations newer than the binary are tolerated so that old replicas stay
     /// ready while a rolling update runs the new version's migrations.
     pub async fn migrations_current(&self) -> Result<bool, StorageError> {
-        dispatch!(self, s => s.migrations_current().await)
+        self.traced("SELECT", Some("_sqlx_migrations"), async {
+            dispatch!(self, s => s.migrations_current().await)
+        })
+        .await
     }
 
     /// One round trip to the database (SQLite: after checking that its
     /// file is still the one at its path).
     pub async fn ping(&self) -> Result<(), StorageError> {
-        let result = dispatch!(self, s => s.ping().await);
+        let result = self
+            .traced("SELECT", None, async {
+                dispatch!(self, s => s.ping().await)
+            })
+            .await;
         self.observe(Operation::FileCheck, result)
     }
 
     pub async fn create(&self, student: &NewStudent) -> Result<StudentRecord, StorageError> {
-        let result = dispatch!(self, s => s.create(student).await);
+        let result = self
+            .traced("INSERT", Some(TABLE), async {
+                dispatch!(self, s => s.create(student).await)
+            })
+            .await;
         self.observe(Operation::Write, result)
     }
 
     pub async fn get(&self, id: i64) -> Result<Option<StudentRecord>, StorageError> {
-        let result = dispatch!(self, s => s.get(id).await);
+        let result = self
+            .traced("SELECT", Some(TABLE), async {
+                dispatch!(self, s => s.get(id).await)
+            })
+            .await;
         self.observe(Operation::Read, result)
     }
 
     pub async fn list(&self, query: &ListQuery) -> Result<Page, StorageError> {
-        let result = dispatch!(self, s => s.list(query).await);
+        let result = self
+            .traced("SELECT", Some(TABLE), async {
+                dispatch!(self, s => s.list(query).await)
+            })
+            .await;
         self.observe(Operation::Read, result)
     }
 
@@ -138,13 +197,21 @@ impl Store {
         id: i64,
         changes: &StudentChanges,
     ) -> Result<Option<StudentRecord>, StorageError> {
-        let result = dispatch!(self, s => s.update(id, changes).await);
+        let result = self
+            .traced("UPDATE", Some(TABLE), async {
+                dispatch!(self, s => s.update(id, changes).await)
+            })
+            .await;
         self.observe(Operation::Write, result)
     }
 
     /// Returns whether a row was deleted.
     pub async fn delete(&self, id: i64) -> Result<bool, StorageError> {
-        let result = dispatch!(self, s => s.delete(id).await);
+        let result = self
+            .traced("DELETE", Some(TABLE), async {
+                dispatch!(self, s => s.delete(id).await)
+            })
+            .await;
         self.observe(Operation::Write, result)
     }
 

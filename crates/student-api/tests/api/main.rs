@@ -4,6 +4,7 @@ mod helpers;
 
 mod cli;
 mod constraints;
+mod drills;
 mod errors;
 mod health;
 mod metrics;
