@@ -37,20 +37,20 @@ COLLECTION = "/api/v1/students"
 LIMIT = 20
 SORT_KEYS = ["name", "-name", "gpa", "-gpa", "created", "-created", "-id"]
 # Name and email fragments of three characters or more, as a user types them
-# into a search box. Against the rows bench/scale.sh loads (50 first names,
-# 60 last names, a number in each email, four mail domains) they hit from
-# none to a quarter of the table; see bench/README.md for the counts.
+# into a search box, and how many of the 1,000,000 rows bench/scale.sh loads
+# each one matches (50 first names, 60 last names, a number in each email,
+# four mail domains): from none to a quarter of the table.
 FRAGMENTS = [
-    "garc",  # Garcia: 1 in 60
-    "nguyen",  # 1 in 60
-    "kowal",  # Kowalski: 1 in 60
-    "eliza",  # Elizabeth: 1 in 50
-    "moham",  # Mohammed: 1 in 50
-    "sson",  # Johansson, Andersson, Larsson: 3 in 60
-    "ana.kow",  # one first name and one last name in the email: 1 in 3,000
-    "48213",  # a number inside the emails: about 50 rows
-    "students.example",  # one of the four mail domains: 1 in 4
-    "qzxv",  # a typo: no row
+    "garc",  # Garcia: 16,699
+    "nguyen",  # 16,700
+    "kowal",  # Kowalski: 16,700
+    "eliza",  # Elizabeth: 20,000
+    "moham",  # Mohammed: 20,000
+    "sson",  # Johansson, Andersson, Larsson: 50,100
+    "ana.kow",  # a first and a last name in the email: 334
+    "48213",  # a number inside the emails: 20
+    "students.example",  # one of the four mail domains: 250,001
+    "qzxv",  # a typo: none
 ]
 
 
