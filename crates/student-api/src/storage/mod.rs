@@ -20,7 +20,23 @@ use std::sync::Arc;
 
 pub use error::{DbError, MigrationError, StorageError};
 pub use faults::StorageFault;
-pub use record::{ListQuery, Page, PoolStats, StudentRecord};
+pub use record::{
+    CountMode, ListQuery, Page, PoolStats, Position, Sort, SortKey, Start, StudentRecord,
+};
+
+/// Up to this many matches, the default count (`CountMode::Estimated`) is
+/// exact; beyond, it is the database's estimate. Counting stops there, so
+/// no list request reads more rows for its count than this, at any size.
+pub const EXACT_COUNT_LIMIT: i64 = 1_000;
+
+/// Trims a page fetched with one row more than `limit` and says whether
+/// that extra row was there.
+fn split_page(mut records: Vec<StudentRecord>, limit: i64) -> (Vec<StudentRecord>, bool) {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let has_more = records.len() > limit;
+    records.truncate(limit);
+    (records, has_more)
+}
 
 use faults::{FaultMonitor, Operation};
 use sqlx::sqlite::SqliteConnectOptions;

@@ -12,6 +12,7 @@ mod pool;
 mod shutdown;
 mod storage;
 mod students_create;
+mod students_cursor;
 mod students_delete;
 mod students_input;
 mod students_list;

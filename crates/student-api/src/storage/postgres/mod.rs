@@ -26,7 +26,9 @@ pub use self::connect::{check_settings, ConnectConfigError};
 use self::pool::{Connector, Lease, Limits, Pool, PoolError, Session};
 use self::queries::Query;
 use super::migrations::APPLIED_SQL;
-use super::{DbError, ListQuery, Page, PoolStats, StorageError, StudentRecord};
+use super::{
+    CountMode, DbError, ListQuery, Page, PoolStats, StorageError, StudentRecord, EXACT_COUNT_LIMIT,
+};
 use crate::config::{PoolSettings, PostgresTarget};
 use crate::credentials::{Credential, CredentialReceiver, LoginCheck, LoginError};
 use crate::domain::{Email, Gpa, NewStudent, StudentChanges, StudentDomain, StudentName};
@@ -136,6 +138,36 @@ fn record(row: &Row) -> Result<StudentRecord, tokio_postgres::Error> {
         created_at: row.try_get(5)?,
         updated_at: row.try_get(6)?,
     })
+}
+
+/// `total` as `query.count` asks for it.
+async fn count(client: &Client, query: &ListQuery) -> Result<Option<i64>, tokio_postgres::Error> {
+    let run = |statement: queries::Statement| async move {
+        let params = statement.typed_params();
+        let row = client.query_typed(&statement.sql, &params).await?;
+        row.first().map(|row| row.try_get::<_, i64>(0)).transpose()
+    };
+    match query.count {
+        CountMode::Exact => run(queries::exact_count(query)).await,
+        CountMode::Planned => planned(client, query).await,
+        CountMode::Estimated => match run(queries::bounded_count(query)).await? {
+            Some(n) if n > EXACT_COUNT_LIMIT => {
+                // More than the limit for certain: an estimate below it
+                // would contradict what was just counted.
+                Ok(Some(planned(client, query).await?.unwrap_or(n).max(n)))
+            }
+            exact => Ok(exact),
+        },
+    }
+}
+
+/// The planner's row estimate for the query's matches.
+async fn planned(client: &Client, query: &ListQuery) -> Result<Option<i64>, tokio_postgres::Error> {
+    let statement = queries::planned_count(query);
+    let params = statement.typed_params();
+    let rows = client.query_typed(&statement.sql, &params).await?;
+    let first_line: Option<String> = rows.first().map(|row| row.try_get(0)).transpose()?;
+    Ok(first_line.as_deref().and_then(queries::plan_rows))
 }
 
 fn first_record(rows: &[Row]) -> Result<Option<StudentRecord>, StorageError> {
@@ -272,23 +304,24 @@ impl PgStore {
         first_record(&self.rows(Query::SelectOne, &[&id]).await?)
     }
 
-    #[tracing::instrument(name = "db.list", skip_all, fields(limit = query.limit, offset = query.offset))]
+    #[tracing::instrument(name = "db.list", skip_all, fields(limit = query.limit))]
     pub async fn list(&self, query: &ListQuery) -> Result<Page, StorageError> {
-        let search = query.search.as_deref();
-        // Both go out at once on the same connection: one round trip.
+        let page = queries::page(query);
+        let page_params = page.typed_params();
         let connection = self.acquire().await?;
-        let count = connection.statement(Query::Count).await?;
-        let page = connection.statement(Query::SelectPage).await?;
         let client = &connection.client;
-        let count_params: [&(dyn ToSql + Sync); 1] = [&search];
-        let page_params: [&(dyn ToSql + Sync); 3] = [&search, &query.limit, &query.offset];
-        let (total, rows) = tokio::try_join!(
-            client.query_one(&count, &count_params),
-            client.query(&page, &page_params),
+        // The page and its count go out at once on the same connection:
+        // one round trip (two when an estimate follows a bounded count).
+        let (rows, total) = tokio::try_join!(
+            client.query_typed(&page.sql, &page_params),
+            count(client, query),
         )?;
+        let records = rows.iter().map(record).collect::<Result<_, _>>()?;
+        let (records, has_more) = super::split_page(records, query.limit);
         Ok(Page {
-            records: rows.iter().map(record).collect::<Result<_, _>>()?,
-            total: total.try_get(0)?,
+            records,
+            total,
+            has_more,
         })
     }
 
