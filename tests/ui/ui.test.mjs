@@ -278,7 +278,8 @@ describe('the student records page', () => {
     await eventually(async () =>
       assert.deepEqual(await rowNames(page), ['Ada Byron', 'Grace Hopper', 'Ada King']),
     );
-    assert.equal(await page.locator('#rows tr').first().locator('td.num').textContent(), '9.6');
+    const adaRow = page.locator('#rows tr', { has: page.locator('th', { hasText: 'Ada King' }) });
+    assert.equal(await adaRow.locator('td.num').textContent(), '9.6');
     const { body } = await apiJson('GET', '/api/v1/students?q=ada.byron');
     assert.equal(body.total, 1);
     const { body: ada } = await apiJson('GET', '/api/v1/students?q=ada@example.org');
