@@ -29,6 +29,13 @@ pub use record::{
 /// no list request reads more rows for its count than this, at any size.
 pub const EXACT_COUNT_LIMIT: i64 = 1_000;
 
+/// A statement and the plan the database chose for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryPlan {
+    pub statement: String,
+    pub plan: String,
+}
+
 /// Trims a page fetched with one row more than `limit` and says whether
 /// that extra row was there.
 fn split_page(mut records: Vec<StudentRecord>, limit: i64) -> (Vec<StudentRecord>, bool) {
@@ -146,6 +153,14 @@ impl Store {
     pub async fn list(&self, query: &ListQuery) -> Result<Page, StorageError> {
         let result = dispatch!(self, s => s.list(query).await);
         self.observe(Operation::Read, result)
+    }
+
+    /// The query plans of the statements `list` runs for `query` (the
+    /// counting ones as far as they read rows), each as the statement and
+    /// its plan, one line per node: for tests that prove every shape is
+    /// served by an index, and for operators and benchmarks.
+    pub async fn explain_list(&self, query: &ListQuery) -> Result<Vec<QueryPlan>, StorageError> {
+        dispatch!(self, s => s.explain_list(query).await)
     }
 
     /// Applies `changes` and returns the updated row, or `None` when `id` does not exist.

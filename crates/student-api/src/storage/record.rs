@@ -82,8 +82,9 @@ pub enum CountMode {
     /// The database's estimate without reading rows; `None` where the
     /// backend has none (a search on SQLite).
     Planned,
-    /// Exact up to [`crate::storage::EXACT_COUNT_LIMIT`] matches, planned
-    /// beyond: what a list costs stays bounded at any size.
+    /// Exact up to [`crate::storage::EXACT_COUNT_LIMIT`] matches, an
+    /// estimate beyond (or where the database expects far more matches):
+    /// what a list costs stays bounded at any size.
     #[default]
     Estimated,
 }

@@ -94,6 +94,18 @@ pub async fn create_student(
     ),
     responses(
         (status = 200, description = "A page of students", body = StudentPage,
+            links(
+                ("NextPage" = (
+                    operation_id = "listStudents",
+                    parameters(
+                        ("cursor" = "$response.body#/next_cursor"),
+                        ("sort" = "$request.query.sort"),
+                        ("q" = "$request.query.q"),
+                        ("limit" = "$request.query.limit"),
+                    ),
+                    description = "The next page, while `has_more`"
+                ))
+            ),
             headers(
                 ("Link" = String, description = "RFC 8288 link to the next page, `rel=\"next\"`, when `has_more`"),
                 ("Preference-Applied" = String, description = "The count preference applied, when `Prefer` asked for one"),
@@ -158,6 +170,10 @@ struct ListParamsDoc {
 fn sort_schema() -> Object {
     ObjectBuilder::new()
         .schema_type(Type::String)
+        .description(Some(
+            "Order: `id` (default), `name`, `gpa` or `created`, descending with a leading `-`; \
+             ties are broken by id in the same direction",
+        ))
         .enum_values(Some(list::SORTS))
         .build()
 }
@@ -166,6 +182,10 @@ fn search_schema() -> Object {
     // Empty, or 3 to 100 characters none of which is a control character.
     ObjectBuilder::new()
         .schema_type(Type::String)
+        .description(Some(
+            "Case-insensitive substring of the name or email, matched literally; \
+             at least 3 characters (empty: no filter)",
+        ))
         .max_length(Some(100))
         .pattern(Some(r"^(?:[^\u0000-\u001F\u007F-\u009F]{3,})?$"))
         .build()
@@ -174,6 +194,10 @@ fn search_schema() -> Object {
 fn cursor_schema() -> Object {
     ObjectBuilder::new()
         .schema_type(Type::String)
+        .description(Some(
+            "The `next_cursor` of a previous page, unchanged, with the same `sort` and `q`; \
+             not with `offset`",
+        ))
         .min_length(Some(1))
         .max_length(Some(cursor::MAX_CURSOR_CHARS))
         .pattern(Some("^[A-Za-z0-9_-]+$"))

@@ -67,7 +67,7 @@ pub struct StudentPage {
     /// Number of students matching the query, across all pages: exact, or
     /// an estimate, as `Prefer: count=…` asked (by default exact up to
     /// 1,000 matches, an estimate beyond); null when no estimate exists.
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, required = true)]
     pub total: Option<i64>,
     #[schema(minimum = 1, maximum = 100)]
     pub limit: i64,
@@ -77,6 +77,7 @@ pub struct StudentPage {
     /// Whether students follow this page.
     pub has_more: bool,
     /// The `cursor` of the next page, null on the last one.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 

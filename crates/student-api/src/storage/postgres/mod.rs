@@ -27,7 +27,8 @@ use self::pool::{Connector, Lease, Limits, Pool, PoolError, Session};
 use self::queries::Query;
 use super::migrations::APPLIED_SQL;
 use super::{
-    CountMode, DbError, ListQuery, Page, PoolStats, StorageError, StudentRecord, EXACT_COUNT_LIMIT,
+    CountMode, DbError, ListQuery, Page, PoolStats, QueryPlan, StorageError, StudentRecord,
+    EXACT_COUNT_LIMIT,
 };
 use crate::config::{PoolSettings, PostgresTarget};
 use crate::credentials::{Credential, CredentialReceiver, LoginCheck, LoginError};
@@ -140,6 +141,10 @@ fn record(row: &Row) -> Result<StudentRecord, tokio_postgres::Error> {
     })
 }
 
+/// Above this many expected matches, the default count is the planner's
+/// estimate without counting at all.
+const PLANNED_BEYOND: i64 = 10 * EXACT_COUNT_LIMIT;
+
 /// `total` as `query.count` asks for it.
 async fn count(client: &Client, query: &ListQuery) -> Result<Option<i64>, tokio_postgres::Error> {
     let run = |statement: queries::Statement| async move {
@@ -150,14 +155,21 @@ async fn count(client: &Client, query: &ListQuery) -> Result<Option<i64>, tokio_
     match query.count {
         CountMode::Exact => run(queries::exact_count(query)).await,
         CountMode::Planned => planned(client, query).await,
-        CountMode::Estimated => match run(queries::bounded_count(query)).await? {
-            Some(n) if n > EXACT_COUNT_LIMIT => {
+        CountMode::Estimated => {
+            // The plan first, which reads no row: counting even up to the
+            // limit reads many rows when matches are common (most rows
+            // until the limit is met, or every match of a trigram).
+            let estimate = planned(client, query).await?;
+            if estimate.is_some_and(|n| n > PLANNED_BEYOND) {
+                return Ok(estimate);
+            }
+            match run(queries::bounded_count(query)).await? {
                 // More than the limit for certain: an estimate below it
                 // would contradict what was just counted.
-                Ok(Some(planned(client, query).await?.unwrap_or(n).max(n)))
+                Some(n) if n > EXACT_COUNT_LIMIT => Ok(Some(estimate.unwrap_or(n).max(n))),
+                exact => Ok(exact),
             }
-            exact => Ok(exact),
-        },
+        }
     }
 }
 
@@ -323,6 +335,34 @@ impl PgStore {
             total,
             has_more,
         })
+    }
+
+    pub async fn explain_list(&self, query: &ListQuery) -> Result<Vec<QueryPlan>, StorageError> {
+        let mut statements = vec![queries::page(query)];
+        match query.count {
+            CountMode::Exact => statements.push(queries::exact_count(query)),
+            // Itself a plan: it reads no row.
+            CountMode::Planned => {}
+            CountMode::Estimated => statements.push(queries::bounded_count(query)),
+        }
+        let connection = self.acquire().await?;
+        let mut plans = Vec::new();
+        for statement in statements {
+            let params = statement.typed_params();
+            let rows = connection
+                .client
+                .query_typed(&format!("explain {}", statement.sql), &params)
+                .await?;
+            let lines = rows
+                .iter()
+                .map(|row| row.try_get::<_, String>(0))
+                .collect::<Result<Vec<_>, _>>()?;
+            plans.push(QueryPlan {
+                statement: statement.sql,
+                plan: lines.join("\n"),
+            });
+        }
+        Ok(plans)
     }
 
     #[tracing::instrument(name = "db.update", skip(self, changes))]

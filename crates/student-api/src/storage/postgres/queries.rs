@@ -194,7 +194,7 @@ pub(super) fn page(query: &ListQuery) -> Statement {
 
 /// Counts the matches, stopping at `EXACT_COUNT_LIMIT + 1`. In id order so
 /// that it walks an index (the primary key, or the trigram indexes' bitmap)
-/// rather than the table.
+/// rather than the table. Run only when the planner expects few matches.
 pub(super) fn bounded_count(query: &ListQuery) -> Statement {
     let mut statement = Statement::default();
     let conditions = search_condition(query, &mut statement);

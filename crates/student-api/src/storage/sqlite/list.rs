@@ -7,8 +7,10 @@
 //! matches, joined to `students` by rowid. The join order is fixed
 //! (`cross join`): SQLite knows nothing of how many rows a full-text match
 //! returns, and walking the sort index while probing the matches would read
-//! the whole index for a rare fragment. A search thus costs in proportion
-//! to its matches, never to the table. The total of a list without a search
+//! the whole index for a rare fragment. A search in id order reads only its
+//! page (the full-text index returns matches in rowid order, from a cursor
+//! on); in another order it sorts its matches: its cost grows with the
+//! matches, never with the table. The total of a list without a search
 //! comes from `students_count`, kept by triggers, so it is exact at no cost.
 
 use sqlx::sqlite::SqliteArguments;
@@ -54,9 +56,13 @@ pub(super) fn phrase(q: &str) -> String {
     format!("\"{}\"", q.replace('"', "\"\""))
 }
 
-fn column(key: SortKey) -> &'static str {
+/// The expression a sort key orders by. With a search, id order is the
+/// full-text index's own rowid order, which it returns without sorting and
+/// from a cursor on.
+fn column(key: SortKey, search: bool) -> &'static str {
     // Names sort without regard to ASCII case, as people read them.
     match key {
+        SortKey::Id if search => "students_search.rowid",
         SortKey::Id => "students.id",
         SortKey::Name => "students.name collate nocase",
         SortKey::Gpa => "students.gpa",
@@ -68,6 +74,7 @@ fn column(key: SortKey) -> &'static str {
 pub(super) fn page(query: &ListQuery) -> Result<Statement, sqlx::Error> {
     let mut statement = Statement::new();
     let mut conditions = Vec::new();
+    let searching = query.search.is_some();
     let from = if let Some(q) = query.search.as_deref() {
         statement.bind(phrase(q))?;
         conditions.push("students_search match ?");
@@ -97,8 +104,8 @@ pub(super) fn page(query: &ListQuery) -> Result<Statement, sqlx::Error> {
                 }
             }
             keyset = match position.key() {
-                SortKey::Id => format!("students.id {op} ?"),
-                key => format!("({}, students.id) {op} (?, ?)", column(key)),
+                SortKey::Id => format!("{} {op} ?", column(SortKey::Id, searching)),
+                key => format!("({}, students.id) {op} (?, ?)", column(key, searching)),
             };
             conditions.push(&keyset);
             0
@@ -106,8 +113,11 @@ pub(super) fn page(query: &ListQuery) -> Result<Statement, sqlx::Error> {
     };
     let direction = if descending { " desc" } else { "" };
     let order = match query.sort.key {
-        SortKey::Id => format!("students.id{direction}"),
-        key => format!("{}{direction}, students.id{direction}", column(key)),
+        SortKey::Id => format!("{}{direction}", column(SortKey::Id, searching)),
+        key => format!(
+            "{}{direction}, students.id{direction}",
+            column(key, searching)
+        ),
     };
     statement.bind(query.limit + 1)?;
     statement.bind(offset)?;
@@ -133,35 +143,46 @@ fn timestamp(at: OffsetDateTime) -> Result<String, sqlx::Error> {
         .map_err(|e| sqlx::Error::Encode(e.into()))
 }
 
+/// The statement that counts for `query`, if any: none for a planned
+/// count of a search, which SQLite cannot estimate.
+pub(super) fn count_statement(query: &ListQuery) -> Result<Option<Statement>, sqlx::Error> {
+    let mut statement = Statement::new();
+    let Some(q) = query.search.as_deref() else {
+        // Kept exact by triggers: every mode gets the exact count.
+        statement.sql.push_str("select n from students_count");
+        return Ok(Some(statement));
+    };
+    statement.sql = match query.count {
+        CountMode::Planned => return Ok(None),
+        CountMode::Exact => {
+            "select count(*) from students_search where students_search match ?".to_owned()
+        }
+        CountMode::Estimated => format!(
+            "select count(*) from (select rowid from students_search \
+             where students_search match ? limit {})",
+            EXACT_COUNT_LIMIT + 1
+        ),
+    };
+    statement.bind(phrase(q))?;
+    Ok(Some(statement))
+}
+
 /// `total` as `query.count` asks for it.
 pub(super) async fn count(
     conn: &mut SqliteConnection,
     query: &ListQuery,
 ) -> Result<Option<i64>, sqlx::Error> {
-    let Some(q) = query.search.as_deref() else {
-        // Kept exact by triggers: every mode gets the exact count.
-        return sqlx::query_scalar("select n from students_count")
-            .fetch_optional(conn)
-            .await;
+    let Some(statement) = count_statement(query)? else {
+        return Ok(None);
     };
-    let sql = match query.count {
-        // SQLite keeps no statistics to estimate a search from.
-        CountMode::Planned => return Ok(None),
-        CountMode::Exact => {
-            "select count(*) from students_search where students_search match ?1".to_owned()
-        }
-        CountMode::Estimated => format!(
-            "select count(*) from (select rowid from students_search \
-             where students_search match ?1 limit {})",
-            EXACT_COUNT_LIMIT + 1
-        ),
-    };
-    let n: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
-        .bind(phrase(q))
-        .fetch_one(conn)
+    let n: Option<i64> = sqlx::query_scalar_with(AssertSqlSafe(statement.sql), statement.arguments)
+        .fetch_optional(conn)
         .await?;
-    // Beyond the limit, an estimated count of a search is unknown here.
-    Ok((query.count == CountMode::Exact || n <= EXACT_COUNT_LIMIT).then_some(n))
+    // Beyond the limit, the estimated count of a search is unknown here.
+    let known = query.search.is_none()
+        || query.count == CountMode::Exact
+        || n.is_some_and(|n| n <= EXACT_COUNT_LIMIT);
+    Ok(n.filter(|_| known))
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Sqlite};
 
 use self::file::DatabaseFiles;
 use super::migrations::APPLIED_SQL;
-use super::{DbError, ListQuery, Page, PoolStats, StorageError, StudentRecord};
+use super::{DbError, ListQuery, Page, PoolStats, QueryPlan, StorageError, StudentRecord};
 use crate::config::PoolSettings;
 use crate::domain::{Email, Gpa, NewStudent, StudentChanges, StudentDomain, StudentName};
 
@@ -197,6 +197,34 @@ impl SqliteStore {
                 total,
                 has_more,
             })
+        }
+        .await;
+        result.map_err(StorageError::from)
+    }
+
+    pub async fn explain_list(&self, query: &ListQuery) -> Result<Vec<QueryPlan>, StorageError> {
+        let mut conn = self.checkout().await?;
+        let result: Result<Vec<QueryPlan>, sqlx::Error> = async {
+            let mut statements = vec![list::page(query)?];
+            statements.extend(list::count_statement(query)?);
+            let mut plans = Vec::new();
+            for statement in statements {
+                let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as_with(
+                    AssertSqlSafe(format!("explain query plan {}", statement.sql)),
+                    statement.arguments,
+                )
+                .fetch_all(&mut *conn)
+                .await?;
+                plans.push(QueryPlan {
+                    statement: statement.sql,
+                    plan: rows
+                        .into_iter()
+                        .map(|(_, _, _, detail)| detail)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                });
+            }
+            Ok(plans)
         }
         .await;
         result.map_err(StorageError::from)
