@@ -25,8 +25,8 @@ pub use record::{
 };
 
 /// Up to this many matches, the default count (`CountMode::Estimated`) is
-/// exact; beyond, it is the database's estimate. Counting stops there, so
-/// no list request reads more rows for its count than this, at any size.
+/// exact; beyond, it is the database's estimate. Counting stops at one
+/// match more, so what a list request counts is bounded at any size.
 pub const EXACT_COUNT_LIMIT: i64 = 1_000;
 
 /// A statement and the plan the database chose for it.
