@@ -1,9 +1,12 @@
-//! The PostgreSQL index migration on a populated table, as a rolling update
-//! runs it: two replicas' migrators at once, writers going on, and an index
-//! that an interrupted build left invalid.
+//! The list migrations on populated tables: on PostgreSQL as a rolling
+//! update runs it (two replicas' migrators at once, writers going on, an
+//! index that an interrupted build left invalid), on SQLite the search and
+//! count of the students already there.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use sqlx::Connection as _;
 
 use crate::helpers::{config, connect, Backend, TestDb};
 
@@ -122,4 +125,55 @@ async fn postgres_list_indexes_build_concurrently_beside_writers_and_a_second_mi
         0,
         "nothing left to apply"
     );
+}
+
+/// SQLite's list migration indexes the students already there: the search
+/// finds them and the total counts them.
+#[tokio::test]
+async fn sqlite_list_migration_indexes_the_students_already_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("students.db");
+    let config = config(&[&format!("--database-url=sqlite://{}", path.display())]);
+    student_api::app::migrate(&config, None).await.unwrap();
+    let mut conn = sqlx::SqliteConnection::connect_with(
+        &sqlx::sqlite::SqliteConnectOptions::new().filename(&path),
+    )
+    .await
+    .unwrap();
+    // The database as it stood before the migration, with students in it.
+    sqlx::raw_sql(
+        "drop trigger students_search_insert; drop trigger students_search_delete;
+         drop trigger students_search_update; drop trigger students_count_insert;
+         drop trigger students_count_delete;
+         drop table students_search; drop table students_count;
+         drop index students_name_id; drop index students_gpa_id; drop index students_created_at_id;
+         delete from _sqlx_migrations where version = 20261205100001;
+         with recursive n(i) as (select 1 union all select i + 1 from n where i < 5000)
+         insert into students (name, email, email_key, domain, gpa)
+         select 'Student ' || i, 's' || i || '@example.org', 's' || i || '@example.org', 'Physics', 5
+         from n;",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    let applied = student_api::app::migrate(&config, None).await.unwrap();
+    let app = crate::helpers::TestApp::start(config, None).await;
+    let all: serde_json::Value = app
+        .get("/api/v1/students?limit=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let found: serde_json::Value = app
+        .get("/api/v1/students?q=ent%204999")
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(applied, 1);
+    assert_eq!(all["total"], 5000);
+    assert_eq!(found["total"], 1, "{found}");
+    assert_eq!(found["data"][0]["email"], "s4999@example.org");
 }
