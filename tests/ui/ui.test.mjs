@@ -169,12 +169,10 @@ describe('the student records page', () => {
     await dialog.waitFor({ state: 'hidden' });
     await eventually(async () => assert.deepEqual(await rowNames(page), ['Ada Lovelace']));
     const row = page.locator('#rows tr').first();
-    assert.deepEqual(await row.locator('td').allTextContents(), [
-      'ada@example.org',
-      'Mathematics',
-      '9.4',
-      'EditDelete',
-    ]);
+    const cells = await row.locator('td').allTextContents();
+    assert.deepEqual(cells.slice(0, 3), ['ada@example.org', 'Mathematics', '9.4']);
+    assert.match(cells[3], /^\d{4}-\d{2}-\d{2}$/, 'the day it was created');
+    assert.equal(cells[4], 'EditDelete');
     assert.equal(await page.locator('#total').textContent(), '(1)');
     // Focus returns to the button that opened the dialog.
     assert.equal(await page.evaluate(() => document.activeElement.id), 'new-student');
@@ -259,9 +257,11 @@ describe('the student records page', () => {
     await dialog.getByLabel('Email').fill('ada.byron@example.org');
     await dialog.getByRole('button', { name: 'Save' }).click();
     await dialog.waitFor({ state: 'hidden' });
+    // The list shows the newest first, so the new student is on top.
     await eventually(async () =>
-      assert.deepEqual(await rowNames(page), ['Ada Lovelace', 'Grace Hopper', 'Ada Byron']),
+      assert.deepEqual(await rowNames(page), ['Ada Byron', 'Grace Hopper', 'Ada Lovelace']),
     );
+    assert.equal(await page.locator('th[data-sort=created]').getAttribute('aria-sort'), 'descending');
   });
 
   test('a student is edited in the form', async () => {
@@ -276,9 +276,10 @@ describe('the student records page', () => {
 
     await dialog.waitFor({ state: 'hidden' });
     await eventually(async () =>
-      assert.deepEqual(await rowNames(page), ['Ada King', 'Grace Hopper', 'Ada Byron']),
+      assert.deepEqual(await rowNames(page), ['Ada Byron', 'Grace Hopper', 'Ada King']),
     );
-    assert.equal(await page.locator('#rows tr').first().locator('td.num').textContent(), '9.6');
+    const adaRow = page.locator('#rows tr', { has: page.locator('th', { hasText: 'Ada King' }) });
+    assert.equal(await adaRow.locator('td.num').textContent(), '9.6');
     const { body } = await apiJson('GET', '/api/v1/students?q=ada.byron');
     assert.equal(body.total, 1);
     const { body: ada } = await apiJson('GET', '/api/v1/students?q=ada@example.org');
@@ -298,9 +299,18 @@ describe('the student records page', () => {
     assert.equal(await page.getByRole('button', { name: 'Previous page' }).isDisabled(), true);
     await page.screenshot({ path: path.join(OUTPUT, 'list.png'), fullPage: true });
 
+    const lists = [];
+    page.on('request', (request) => {
+      const url = new URL(request.url());
+      if (url.pathname === '/api/v1/students') lists.push(url.searchParams);
+    });
     await page.getByRole('button', { name: 'Next page' }).click();
 
     await eventually(async () => assert.equal(await page.locator('#page-info').textContent(), '21–25 of 25'));
+    // The next page is asked for by the cursor the first one gave, not by offset.
+    assert.equal(lists.length, 1);
+    assert.ok(lists[0].get('cursor'), lists[0].toString());
+    assert.equal(lists[0].get('offset'), null);
     assert.deepEqual(await rowNames(page), ['Student 18', 'Student 19', 'Student 20', 'Student 21', 'Student 22']);
     assert.equal(await page.getByRole('button', { name: 'Next page' }).isDisabled(), true);
 
@@ -331,6 +341,138 @@ describe('the student records page', () => {
     await eventually(async () => assert.ok(!(await rowNames(page)).includes('Grace Hopper')));
     assert.equal(await page.locator('#total').textContent(), '(24)');
     assert.equal((await apiJson('GET', `/api/v1/students/${grace.id}`)).status, 404);
+  });
+
+  test('a click on a column header sorts by it, and a second click reverses the order', async () => {
+    await page.reload();
+    await eventually(async () => assert.equal((await rowNames(page)).length, 20));
+    const sorts = [];
+    page.on('request', (request) => {
+      const url = new URL(request.url());
+      if (url.pathname === '/api/v1/students') sorts.push(url.searchParams.get('sort'));
+    });
+    const sortOf = (column) => page.locator(`th[data-sort=${column}]`).getAttribute('aria-sort');
+    assert.equal(await sortOf('gpa'), null, 'the default order is no column');
+
+    await page.getByRole('button', { name: 'GPA', exact: true }).click();
+
+    // Ties (every "Student" has 7) are broken by id, in the same direction.
+    await eventually(async () => assert.deepEqual((await rowNames(page)).slice(0, 2), ['Student 01', 'Student 02']));
+    assert.equal(await sortOf('gpa'), 'ascending');
+    assert.equal(await sortOf('name'), null);
+
+    await page.getByRole('button', { name: 'GPA', exact: true }).click();
+
+    await eventually(async () =>
+      assert.deepEqual((await rowNames(page)).slice(0, 3), ['Ada King', 'Ada Byron', 'Student 22']),
+    );
+    assert.equal(await sortOf('gpa'), 'descending');
+
+    // The keyboard alone: the header is a button, Enter and Space press it.
+    await page.getByRole('button', { name: 'Name', exact: true }).focus();
+    await page.keyboard.press('Enter');
+    await eventually(async () => assert.deepEqual((await rowNames(page)).slice(0, 3), ['Ada Byron', 'Ada King', 'Student 01']));
+    assert.equal(await sortOf('name'), 'ascending');
+    assert.equal(await sortOf('gpa'), null);
+    await page.keyboard.press('Space');
+    await eventually(async () => assert.deepEqual((await rowNames(page)).slice(0, 2), ['Student 22', 'Student 21']));
+    assert.equal(await sortOf('name'), 'descending');
+    assert.deepEqual(sorts, ['gpa', '-gpa', 'name', '-name']);
+    await page.screenshot({ path: path.join(OUTPUT, 'sorted.png') });
+  });
+
+  test('pages by cursor in the chosen order, and back again', async () => {
+    await page.getByRole('button', { name: 'Name', exact: true }).click();
+    await eventually(async () => assert.deepEqual((await rowNames(page)).slice(0, 2), ['Ada Byron', 'Ada King']));
+    const lists = [];
+    page.on('request', (request) => {
+      const url = new URL(request.url());
+      if (url.pathname === '/api/v1/students') lists.push(url.searchParams);
+    });
+
+    await page.getByRole('button', { name: 'Next page' }).click();
+
+    await eventually(async () => assert.equal(await page.locator('#page-info').textContent(), '21–24 of 24'));
+    assert.deepEqual(await rowNames(page), ['Student 19', 'Student 20', 'Student 21', 'Student 22']);
+    assert.equal(lists[0].get('sort'), 'name');
+    assert.ok(lists[0].get('cursor'));
+    assert.equal(await page.getByRole('button', { name: 'Next page' }).isDisabled(), true);
+
+    await page.getByRole('button', { name: 'Previous page' }).click();
+
+    await eventually(async () => assert.equal(await page.locator('#page-info').textContent(), '1–20 of 24'));
+    assert.deepEqual((await rowNames(page)).slice(0, 2), ['Ada Byron', 'Ada King']);
+    assert.equal(lists[1].get('cursor'), null, 'the first page has no cursor');
+    assert.equal(lists[1].get('sort'), 'name');
+    assert.equal(await page.getByRole('button', { name: 'Previous page' }).isDisabled(), true);
+  });
+
+  test('a search shorter than three characters is not sent, and the page says why', async () => {
+    const queries = [];
+    page.on('request', (request) => {
+      const url = new URL(request.url());
+      if (url.pathname === '/api/v1/students') queries.push(url.searchParams.get('q'));
+    });
+    const search = page.getByRole('searchbox', { name: 'Search by name or email' });
+    const hint = page.locator('#search-hint');
+    assert.match(await hint.textContent(), /at least 3 characters/);
+    // The hint is the search box's accessible description.
+    assert.equal(await search.getAttribute('aria-describedby'), 'search-hint');
+
+    await search.pressSequentially('ad', { delay: 40 });
+
+    await eventually(async () => assert.match(await hint.getAttribute('class'), /hint-warning/));
+    assert.match(await hint.textContent(), /Type at least 3 characters to search/);
+    await new Promise((resolve) => setTimeout(resolve, 400)); // past the typing pause
+    assert.deepEqual(queries, [], 'nothing sent for two characters');
+    assert.equal((await rowNames(page)).length, 20);
+    await page.screenshot({ path: path.join(OUTPUT, 'short-search.png') });
+
+    await search.press('a');
+
+    await eventually(async () => assert.deepEqual(await rowNames(page), ['Ada Byron', 'Ada King']));
+    assert.deepEqual(queries, ['ada']);
+    assert.doesNotMatch(await hint.getAttribute('class'), /hint-warning/);
+    await search.fill('');
+    await eventually(async () => assert.equal((await rowNames(page)).length, 20));
+  });
+
+  test('an estimated or unknown total is shown as such', async () => {
+    const other = await newPage();
+    try {
+      const students = Array.from({ length: 20 }, (_, i) => ({
+        id: i + 1,
+        name: `Estimated ${i + 1}`,
+        email: `estimated${i + 1}@example.org`,
+        domain: 'History',
+        gpa: 5,
+        created_at: '2026-12-05T10:00:00Z',
+        updated_at: '2026-12-05T10:00:00Z',
+      }));
+      let total = 123456;
+      await other.route('**/api/v1/students?*', (route) =>
+        route.fulfill({
+          status: 200,
+          contentType: 'application/json',
+          body: JSON.stringify({ data: students, total, limit: 20, offset: 0, has_more: true, next_cursor: 'opaque' }),
+        }),
+      );
+
+      await other.goto(`${BASE}/`);
+
+      await eventually(async () => assert.equal(await other.locator('#total').textContent(), '(about 123,456)'));
+      assert.equal(await other.locator('#page-info').textContent(), '1–20 of about 123,456');
+      assert.equal(await other.getByRole('button', { name: 'Next page' }).isDisabled(), false);
+
+      total = null;
+      await other.reload();
+
+      await eventually(async () => assert.equal(await other.locator('#page-info').textContent(), '1–20'));
+      assert.equal(await other.locator('#total').textContent(), '');
+      assert.match(await other.locator('#status').textContent(), /^Students, showing 1 to 20\.$/);
+    } finally {
+      await other.context().close();
+    }
   });
 
   test('the layout fits a phone-sized screen', async () => {

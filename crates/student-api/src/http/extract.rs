@@ -1,5 +1,6 @@
 //! Request extractors whose rejections are problem documents: a JSON object
-//! body, a student id from the path, and list query parameters.
+//! body, a student id from the path, and the checks every query string
+//! passes (the list's parameters are read in `students::list`).
 //!
 //! Rules: malformed input is a 4xx with a message naming what is wrong,
 //! never a 500 and never axum's plain-text rejection. Input that parsers
@@ -11,7 +12,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -19,14 +20,9 @@ use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 
 use super::error::ApiError;
-use crate::domain::TEXT_MAX_CHARS;
-use crate::storage::ListQuery;
 
 /// Largest accepted request body.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
-
-pub const DEFAULT_LIMIT: i64 = 20;
-pub const MAX_LIMIT: i64 = 100;
 
 /// A request body that is a JSON object, sent as `application/json`.
 /// Field-level validation happens later, so that every bad field is reported.
@@ -182,61 +178,11 @@ fn parse_positive_id(raw: &str) -> Option<i64> {
     parse_in_range(raw, 1, i64::MAX)
 }
 
-/// Query parameters of the list endpoint, validated into a [`ListQuery`].
-pub struct ListParams(pub ListQuery);
-
-#[derive(Deserialize)]
-struct RawListParams {
-    limit: Option<String>,
-    offset: Option<String>,
-    q: Option<String>,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for ListParams {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        check_query_encoding(parts.uri.query().unwrap_or_default())
-            .map_err(|e| ApiError::InvalidParameter(format!("invalid query string: {e}")))?;
-        let Query(raw) = Query::<RawListParams>::try_from_uri(&parts.uri).map_err(|e| {
-            ApiError::InvalidParameter(format!("invalid query string: {}", e.body_text()))
-        })?;
-        let limit = match raw.limit.as_deref() {
-            None => DEFAULT_LIMIT,
-            Some(v) => parse_in_range(v, 1, MAX_LIMIT).ok_or_else(|| {
-                ApiError::InvalidParameter(format!(
-                    "limit must be an integer from 1 to {MAX_LIMIT}"
-                ))
-            })?,
-        };
-        let offset = match raw.offset.as_deref() {
-            None => 0,
-            Some(v) => parse_in_range(v, 0, i64::MAX).ok_or_else(|| {
-                ApiError::InvalidParameter("offset must be a non-negative integer".to_owned())
-            })?,
-        };
-        let search = match raw.q {
-            Some(q) if q.chars().count() > TEXT_MAX_CHARS || q.chars().any(char::is_control) => {
-                return Err(ApiError::InvalidParameter(format!(
-                    "q must be at most {TEXT_MAX_CHARS} characters without control characters"
-                )));
-            }
-            Some(q) if !q.is_empty() => Some(q),
-            _ => None,
-        };
-        Ok(Self(ListQuery {
-            limit,
-            offset,
-            search,
-        }))
-    }
-}
-
 /// Checks that every `%` starts an escape of two hexadecimal digits and that
 /// the decoded query (`+` being a space) is UTF-8. Decoding the whole query
 /// at once is enough: `&` and `=` are ASCII, so they cannot split a valid
 /// UTF-8 sequence, and every parameter is valid exactly when the whole is.
-fn check_query_encoding(query: &str) -> Result<(), &'static str> {
+pub(super) fn check_query_encoding(query: &str) -> Result<(), &'static str> {
     let bytes = query.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -267,7 +213,7 @@ fn check_query_encoding(query: &str) -> Result<(), &'static str> {
 }
 
 /// A decimal integer in `min..=max`, written in digits only (no sign, no spaces).
-fn parse_in_range(raw: &str, min: i64, max: i64) -> Option<i64> {
+pub(super) fn parse_in_range(raw: &str, min: i64, max: i64) -> Option<i64> {
     if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

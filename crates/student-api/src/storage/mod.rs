@@ -21,7 +21,30 @@ use std::sync::Arc;
 
 pub use error::{DbError, MigrationError, StorageError};
 pub use faults::StorageFault;
-pub use record::{ListQuery, Page, PoolStats, StudentRecord};
+pub use record::{
+    CountMode, ListQuery, Page, PoolStats, Position, Sort, SortKey, Start, StudentRecord,
+};
+
+/// Up to this many matches, the default count (`CountMode::Estimated`) is
+/// exact; beyond, it is the database's estimate. Counting stops at one
+/// match more, so what a list request counts is bounded at any size.
+pub const EXACT_COUNT_LIMIT: i64 = 1_000;
+
+/// A statement and the plan the database chose for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryPlan {
+    pub statement: String,
+    pub plan: String,
+}
+
+/// Trims a page fetched with one row more than `limit` and says whether
+/// that extra row was there.
+fn split_page(mut records: Vec<StudentRecord>, limit: i64) -> (Vec<StudentRecord>, bool) {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let has_more = records.len() > limit;
+    records.truncate(limit);
+    (records, has_more)
+}
 
 use faults::{FaultMonitor, Operation};
 use opentelemetry_sdk::trace::SdkTracer;
@@ -189,6 +212,14 @@ impl Store {
             })
             .await;
         self.observe(Operation::Read, result)
+    }
+
+    /// The query plans of the statements `list` runs for `query` (the
+    /// counting ones as far as they read rows), each as the statement and
+    /// its plan, one line per node: for tests that prove every shape is
+    /// served by an index, and for operators and benchmarks.
+    pub async fn explain_list(&self, query: &ListQuery) -> Result<Vec<QueryPlan>, StorageError> {
+        dispatch!(self, s => s.explain_list(query).await)
     }
 
     /// Applies `changes` and returns the updated row, or `None` when `id` does not exist.

@@ -326,6 +326,13 @@ pub async fn spawn_against(url: &str, flags: &[&str]) -> TestApp {
     TestApp::start(config(&all_flags), None).await
 }
 
+/// The number of PostgreSQL migrations, all of which a first `migrate` applies.
+pub fn postgres_migrations() -> usize {
+    std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .expect("migrations/postgres")
+        .count()
+}
+
 /// A student body with a unique email.
 pub fn student(name: &str) -> Value {
     serde_json::json!({

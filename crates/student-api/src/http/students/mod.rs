@@ -4,13 +4,16 @@
 //! domain types by `input`, rows are turned into views by `view`, and every
 //! failure is an [`ApiError`].
 
+mod cursor;
 mod input;
+mod list;
 mod view;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -18,9 +21,10 @@ pub use input::{StudentInput, StudentPatchInput};
 pub use view::{StudentPage, StudentView};
 
 use super::error::{ApiError, Problem};
-use super::extract::{JsonObject, ListParams, StudentId};
+use super::extract::{JsonObject, StudentId};
 use super::AppState;
 use crate::domain::StudentChanges;
+use crate::storage::Start;
 
 pub const COLLECTION_PATH: &str = "/api/v1/students";
 pub const ITEM_PATH: &str = "/api/v1/students/{id}";
@@ -71,30 +75,133 @@ pub async fn create_student(
     ))
 }
 
-/// List students by id, a page at a time, optionally filtered.
+/// List students a page at a time, sorted, optionally filtered.
+///
+/// Walk a whole collection with `cursor`: each page's `next_cursor` (also
+/// in the `Link` header) starts the next one, at the same cost at any depth
+/// and without duplicates or gaps when students are added or removed
+/// meanwhile. `total` is exact up to 1,000 matches and an estimate beyond
+/// unless `Prefer: count=exact|planned|estimated` asks otherwise.
 #[utoipa::path(
     get,
     path = COLLECTION_PATH,
     tag = "students",
     operation_id = "listStudents",
     params(
-        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)"),
-        ("offset" = Option<i64>, Query, minimum = 0, description = "Students to skip (default 0)"),
-        ("q" = Option<String>, Query, max_length = 100, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$",
-            description = "Case-insensitive substring of the name or email"),
+        ListParamsDoc,
+        ("Prefer" = Option<String>, Header, example = "count=exact",
+            description = "`count=exact` (every match counted), `count=planned` (the database's estimate) or `count=estimated` (exact up to 1,000 matches, planned beyond; the default). Other preferences are ignored"),
     ),
     responses(
-        (status = 200, description = "A page of students", body = StudentPage),
+        (status = 200, description = "A page of students", body = StudentPage,
+            links(
+                ("NextPage" = (
+                    operation_id = "listStudents",
+                    parameters(
+                        ("cursor" = "$response.body#/next_cursor"),
+                        ("sort" = "$request.query.sort"),
+                        ("q" = "$request.query.q"),
+                        ("limit" = "$request.query.limit"),
+                    ),
+                    description = "The next page, while `has_more`"
+                ))
+            ),
+            headers(
+                ("Link" = String, description = "RFC 8288 link to the next page, `rel=\"next\"`, when `has_more`"),
+                ("Preference-Applied" = String, description = "The count preference applied, when `Prefer` asked for one"),
+                ("Vary" = String, description = "`prefer`"),
+            )),
         (status = 400, response = inline(BadRequest)),
         (status = 503, response = inline(Unavailable)),
     )
 )]
 pub async fn list_students(
     State(state): State<AppState>,
-    ListParams(query): ListParams,
-) -> Result<Json<StudentPage>, ApiError> {
-    let page = state.store.list(&query).await?;
-    Ok(Json(StudentPage::new(page, query.limit, query.offset)))
+    mut request: list::ListRequest,
+) -> Result<impl IntoResponse, ApiError> {
+    if let Some(count) = request.preferred_count {
+        request.query.count = count;
+    }
+    let page = state.store.list(&request.query).await?;
+    let next_cursor = request.next_cursor(&page);
+    let headers = request.headers(COLLECTION_PATH, next_cursor.as_deref());
+    let offset = match &request.query.start {
+        Start::Offset(offset) => *offset,
+        Start::After(_) => 0,
+    };
+    Ok((
+        headers,
+        Json(StudentPage::new(
+            page,
+            request.query.limit,
+            offset,
+            next_cursor,
+        )),
+    ))
+}
+
+/// The list's query parameters as the OpenAPI document shows them; they
+/// are read by [`list::ListRequest`], never deserialized into this type.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct ListParamsDoc {
+    /// Page size (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<i64>,
+    /// Order: `id` (default), `name`, `gpa` or `created`, descending with a
+    /// leading `-`; ties are broken by id in the same direction.
+    #[param(schema_with = sort_schema)]
+    sort: Option<String>,
+    /// Case-insensitive substring of the name or email, matched literally;
+    /// at least 3 characters (empty: no filter).
+    #[param(schema_with = search_schema)]
+    q: Option<String>,
+    /// The `next_cursor` of a previous page, unchanged, with the same
+    /// `sort` and `q`; not with `offset`.
+    #[param(schema_with = cursor_schema)]
+    cursor: Option<String>,
+    /// Students to skip (default 0), up to 10,000; deeper pages are
+    /// reached with `cursor`. Not with `cursor`.
+    #[param(minimum = 0, maximum = 10000)]
+    offset: Option<i64>,
+}
+
+fn sort_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "Order: `id` (default), `name`, `gpa` or `created`, descending with a leading `-`; \
+             ties are broken by id in the same direction",
+        ))
+        .enum_values(Some(list::SORTS))
+        .build()
+}
+
+fn search_schema() -> Object {
+    // Empty, or 3 to 100 characters none of which is a control character.
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "Case-insensitive substring of the name or email, matched literally; \
+             at least 3 characters (empty: no filter)",
+        ))
+        .max_length(Some(100))
+        .pattern(Some(r"^(?:[^\u0000-\u001F\u007F-\u009F]{3,})?$"))
+        .build()
+}
+
+fn cursor_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "The `next_cursor` of a previous page, unchanged, with the same `sort` and `q`; \
+             not with `offset`",
+        ))
+        .min_length(Some(1))
+        .max_length(Some(cursor::MAX_CURSOR_CHARS))
+        .pattern(Some("^[A-Za-z0-9_-]+$"))
+        .build()
 }
 
 /// Get one student.

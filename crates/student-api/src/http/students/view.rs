@@ -60,26 +60,36 @@ impl From<StudentRecord> for StudentView {
     }
 }
 
-/// One page of students, ordered by id.
+/// One page of students, in the requested order.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StudentPage {
     pub data: Vec<StudentView>,
-    /// Number of students matching the query, across all pages.
-    #[schema(minimum = 0)]
-    pub total: i64,
+    /// Number of students matching the query, across all pages: exact, or
+    /// an estimate, as `Prefer: count=…` asked (by default exact up to
+    /// 1,000 matches, an estimate beyond); null when no estimate exists.
+    #[schema(minimum = 0, required = true)]
+    pub total: Option<i64>,
     #[schema(minimum = 1, maximum = 100)]
     pub limit: i64,
+    /// Students skipped by `offset` (0 for a page reached by `cursor`).
     #[schema(minimum = 0)]
     pub offset: i64,
+    /// Whether students follow this page.
+    pub has_more: bool,
+    /// The `cursor` of the next page, null on the last one.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
 }
 
 impl StudentPage {
-    pub fn new(page: Page, limit: i64, offset: i64) -> Self {
+    pub fn new(page: Page, limit: i64, offset: i64, next_cursor: Option<String>) -> Self {
         Self {
             data: page.records.into_iter().map(StudentView::from).collect(),
             total: page.total,
             limit,
             offset,
+            has_more: page.has_more,
+            next_cursor,
         }
     }
 }

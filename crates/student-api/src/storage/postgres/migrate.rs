@@ -11,8 +11,26 @@
 //! as failed, one whose file changed after it was applied, or one applied
 //! by a newer release than this binary stops the run with an error naming
 //! its version.
+//!
+//! Migrations that start with `-- no-transaction` (sqlx's marker) build
+//! indexes with `create index concurrently`, which must run outside a
+//! transaction and, on a large table, for longer than any statement of the
+//! service. So:
+//! - such a file is run one statement at a time (statements end with `;`
+//!   at the end of a line; no dollar quoting), and is recorded once all
+//!   have succeeded. A run that stops half-way is re-run whole, so each
+//!   statement must be idempotent (`if not exists`);
+//! - an interrupted concurrent build leaves an invalid index behind, which
+//!   `if not exists` would take for done: before such a statement, an
+//!   invalid index of that name is dropped, so it is built again;
+//! - the migrator's session has no statement timeout;
+//! - the advisory lock is taken by polling `pg_try_advisory_lock`, never by
+//!   waiting in `pg_advisory_lock`: a waiting statement holds a snapshot,
+//!   and a concurrent index build waits for every older snapshot to end, so
+//!   a second replica waiting on the lock and the first one's build would
+//!   wait for each other until the deadlock detector cancelled one of them.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sqlx::migrate::Migrator;
 use tokio_postgres::Client;
@@ -36,16 +54,31 @@ fn lock_key(database: &str) -> i64 {
     0x3d32_ad9e * i64::from(crc32fast::hash(database.as_bytes()))
 }
 
+/// How often a migrator waiting for another one tries the lock again.
+const LOCK_RETRY: Duration = Duration::from_millis(250);
+
 /// Applies every migration of `migrator` not yet applied; returns how many ran.
 pub async fn run(client: &mut Client, migrator: &Migrator) -> Result<usize, MigrationError> {
+    // An index build on a large table outlasts any request's timeout.
+    client.batch_execute("set statement_timeout = 0").await?;
     let database: String = client
         .query_one("select current_database()", &[])
         .await?
         .try_get(0)?;
     let key = lock_key(&database);
-    client
-        .execute("select pg_advisory_lock($1)", &[&key])
-        .await?;
+    let mut waiting = false;
+    // Between tries this session runs nothing, so holds no snapshot.
+    while !client
+        .query_one("select pg_try_advisory_lock($1)", &[&key])
+        .await?
+        .try_get::<_, bool>(0)?
+    {
+        if !waiting {
+            tracing::info!("another migrator holds the migration lock; waiting for it");
+            waiting = true;
+        }
+        tokio::time::sleep(LOCK_RETRY).await;
+    }
     let result = apply(client, migrator).await;
     // The lock also ends with the session; an explicit unlock lets a
     // waiting migrator go on at once.
@@ -107,10 +140,12 @@ async fn apply(client: &mut Client, migrator: &Migrator) -> Result<usize, Migrat
             source,
         };
         if migration.no_tx {
-            client
-                .batch_execute(migration.sql.as_str())
-                .await
-                .map_err(failed)?;
+            for statement in statements(migration.sql.as_str()) {
+                if let Some(index) = concurrent_index_name(statement) {
+                    drop_if_invalid(client, index).await.map_err(failed)?;
+                }
+                client.batch_execute(statement).await.map_err(failed)?;
+            }
             client
                 .execute(record, &[&migration.version, &description, &checksum])
                 .await?;
@@ -142,6 +177,64 @@ async fn apply(client: &mut Client, migrator: &Migrator) -> Result<usize, Migrat
     Ok(count)
 }
 
+/// The statements of a no-transaction migration: text up to each `;` that
+/// ends a line, comment lines left out.
+fn statements(sql: &str) -> Vec<&str> {
+    let mut statements = Vec::new();
+    let mut start = None;
+    let mut offset = 0;
+    for line in sql.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if start.is_none() && !trimmed.is_empty() && !trimmed.starts_with("--") {
+            start = Some(offset);
+        }
+        offset += line.len();
+        if let Some(from) = start.filter(|_| trimmed.ends_with(';')) {
+            statements.push(sql[from..offset].trim());
+            start = None;
+        }
+    }
+    if let Some(from) = start {
+        statements.push(sql[from..].trim());
+    }
+    statements
+}
+
+/// The index a `create [unique] index concurrently if not exists <name>`
+/// statement builds.
+fn concurrent_index_name(statement: &str) -> Option<&str> {
+    let words: Vec<&str> = statement.split_whitespace().take(8).collect();
+    let (["create", "unique", words @ ..] | ["create", words @ ..]) = words.as_slice() else {
+        return None;
+    };
+    match words {
+        ["index", "concurrently", "if", "not", "exists", name, ..] => Some(name),
+        _ => None,
+    }
+}
+
+/// Drops index `name` (in the search path) if a concurrent build that did
+/// not finish left it invalid.
+async fn drop_if_invalid(client: &Client, name: &str) -> Result<(), tokio_postgres::Error> {
+    let invalid = client
+        .query_opt(
+            "select 1 from pg_index where indexrelid = to_regclass($1) and not indisvalid",
+            &[&name],
+        )
+        .await?;
+    if invalid.is_some() {
+        tracing::warn!(
+            index = name,
+            "dropping an index that an interrupted build left invalid, to build it again"
+        );
+        // The name comes from a migration embedded in the binary.
+        client
+            .batch_execute(&format!("drop index concurrently if exists {name}"))
+            .await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +245,41 @@ mod tests {
         // of the name, 0x156a8775, times 0x3d32ad9e.
         assert_eq!(lock_key("postgres"), 368_907_709_894_077_238);
         assert_ne!(lock_key("students"), lock_key("postgres"));
+    }
+
+    #[test]
+    fn a_no_transaction_migration_runs_statement_by_statement() {
+        let sql =
+            "-- no-transaction\n-- why\ncreate index concurrently if not exists a on t (x);\n\n\
+                   create unique index concurrently if not exists b\n    on t (y);\nselect 1";
+        let statements = statements(sql);
+        assert_eq!(
+            statements,
+            vec![
+                "create index concurrently if not exists a on t (x);",
+                "create unique index concurrently if not exists b\n    on t (y);",
+                "select 1",
+            ]
+        );
+        let names: Vec<_> = statements
+            .iter()
+            .map(|s| concurrent_index_name(s))
+            .collect();
+        assert_eq!(names, vec![Some("a"), Some("b"), None]);
+    }
+
+    #[test]
+    fn every_embedded_no_transaction_statement_can_be_rebuilt() {
+        for migration in crate::storage::migrations::POSTGRES.iter() {
+            if migration.no_tx {
+                for statement in statements(migration.sql.as_str()) {
+                    assert!(
+                        concurrent_index_name(statement).is_some(),
+                        "{}: {statement}",
+                        migration.version
+                    );
+                }
+            }
+        }
     }
 }

@@ -26,7 +26,10 @@ pub use self::connect::{check_settings, ConnectConfigError};
 use self::pool::{Connector, Lease, Limits, Pool, PoolError, Session};
 use self::queries::Query;
 use super::migrations::APPLIED_SQL;
-use super::{DbError, ListQuery, Page, PoolStats, StorageError, StudentRecord};
+use super::{
+    CountMode, DbError, ListQuery, Page, PoolStats, QueryPlan, StorageError, StudentRecord,
+    EXACT_COUNT_LIMIT,
+};
 use crate::config::{PoolSettings, PostgresTarget};
 use crate::credentials::{Credential, CredentialReceiver, LoginCheck, LoginError};
 use crate::domain::{Email, Gpa, NewStudent, StudentChanges, StudentDomain, StudentName};
@@ -136,6 +139,47 @@ fn record(row: &Row) -> Result<StudentRecord, tokio_postgres::Error> {
         created_at: row.try_get(5)?,
         updated_at: row.try_get(6)?,
     })
+}
+
+/// Above this many expected matches, the default count is the planner's
+/// estimate without counting at all.
+const PLANNED_BEYOND: i64 = 10 * EXACT_COUNT_LIMIT;
+
+/// `total` as `query.count` asks for it.
+async fn count(client: &Client, query: &ListQuery) -> Result<Option<i64>, tokio_postgres::Error> {
+    let run = |statement: queries::Statement| async move {
+        let params = statement.typed_params();
+        let row = client.query_typed(&statement.sql, &params).await?;
+        row.first().map(|row| row.try_get::<_, i64>(0)).transpose()
+    };
+    match query.count {
+        CountMode::Exact => run(queries::exact_count(query)).await,
+        CountMode::Planned => planned(client, query).await,
+        CountMode::Estimated => {
+            // The plan first, which reads no row: counting even up to the
+            // limit reads many rows when matches are common (most rows
+            // until the limit is met, or every match of a trigram).
+            let estimate = planned(client, query).await?;
+            if estimate.is_some_and(|n| n > PLANNED_BEYOND) {
+                return Ok(estimate);
+            }
+            match run(queries::bounded_count(query)).await? {
+                // More than the limit for certain: an estimate below it
+                // would contradict what was just counted.
+                Some(n) if n > EXACT_COUNT_LIMIT => Ok(Some(estimate.unwrap_or(n).max(n))),
+                exact => Ok(exact),
+            }
+        }
+    }
+}
+
+/// The planner's row estimate for the query's matches.
+async fn planned(client: &Client, query: &ListQuery) -> Result<Option<i64>, tokio_postgres::Error> {
+    let statement = queries::planned_count(query);
+    let params = statement.typed_params();
+    let rows = client.query_typed(&statement.sql, &params).await?;
+    let first_line: Option<String> = rows.first().map(|row| row.try_get(0)).transpose()?;
+    Ok(first_line.as_deref().and_then(queries::plan_rows))
 }
 
 fn first_record(rows: &[Row]) -> Result<Option<StudentRecord>, StorageError> {
@@ -272,24 +316,53 @@ impl PgStore {
         first_record(&self.rows(Query::SelectOne, &[&id]).await?)
     }
 
-    #[tracing::instrument(name = "db.list", skip_all, fields(limit = query.limit, offset = query.offset))]
+    #[tracing::instrument(name = "db.list", skip_all, fields(limit = query.limit))]
     pub async fn list(&self, query: &ListQuery) -> Result<Page, StorageError> {
-        let search = query.search.as_deref();
-        // Both go out at once on the same connection: one round trip.
+        let page = queries::page(query);
+        let page_params = page.typed_params();
         let connection = self.acquire().await?;
-        let count = connection.statement(Query::Count).await?;
-        let page = connection.statement(Query::SelectPage).await?;
         let client = &connection.client;
-        let count_params: [&(dyn ToSql + Sync); 1] = [&search];
-        let page_params: [&(dyn ToSql + Sync); 3] = [&search, &query.limit, &query.offset];
-        let (total, rows) = tokio::try_join!(
-            client.query_one(&count, &count_params),
-            client.query(&page, &page_params),
+        // The page and its count go out at once on the same connection:
+        // one round trip (two when an estimate follows a bounded count).
+        let (rows, total) = tokio::try_join!(
+            client.query_typed(&page.sql, &page_params),
+            count(client, query),
         )?;
+        let records = rows.iter().map(record).collect::<Result<_, _>>()?;
+        let (records, has_more) = super::split_page(records, query.limit);
         Ok(Page {
-            records: rows.iter().map(record).collect::<Result<_, _>>()?,
-            total: total.try_get(0)?,
+            records,
+            total,
+            has_more,
         })
+    }
+
+    pub async fn explain_list(&self, query: &ListQuery) -> Result<Vec<QueryPlan>, StorageError> {
+        let mut statements = vec![queries::page(query)];
+        match query.count {
+            CountMode::Exact => statements.push(queries::exact_count(query)),
+            // Itself a plan: it reads no row.
+            CountMode::Planned => {}
+            CountMode::Estimated => statements.push(queries::bounded_count(query)),
+        }
+        let connection = self.acquire().await?;
+        let mut plans = Vec::new();
+        for statement in statements {
+            let params = statement.typed_params();
+            let rows = connection
+                .client
+                .query_typed(&format!("explain {}", statement.sql), &params)
+                .await?;
+            let lines = rows
+                .iter()
+                .map(|row| row.try_get::<_, String>(0))
+                .collect::<Result<Vec<_>, _>>()?;
+            plans.push(QueryPlan {
+                statement: statement.sql,
+                plan: lines.join("\n"),
+            });
+        }
+        Ok(plans)
     }
 
     #[tracing::instrument(name = "db.update", skip(self, changes))]

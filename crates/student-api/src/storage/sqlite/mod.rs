@@ -6,6 +6,7 @@
 //! configured path is still the one the store writes to (`file`).
 
 mod file;
+mod list;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,25 +16,17 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, Sqlite};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Sqlite};
 
 use self::file::DatabaseFiles;
 use super::migrations::APPLIED_SQL;
-use super::{DbError, ListQuery, Page, PoolStats, StorageError, StudentRecord};
+use super::{DbError, ListQuery, Page, PoolStats, QueryPlan, StorageError, StudentRecord};
 use crate::config::PoolSettings;
 use crate::domain::{Email, Gpa, NewStudent, StudentChanges, StudentDomain, StudentName};
 
 macro_rules! columns {
     () => {
         "id, name, email, domain, gpa, created_at, updated_at"
-    };
-}
-
-/// Case-insensitive substring match on name or email; `?1` null matches all.
-/// SQLite's `lower()` folds ASCII letters only.
-macro_rules! search_filter {
-    () => {
-        "(?1 is null or instr(lower(name), lower(?1)) > 0 or instr(lower(email), lower(?1)) > 0)"
     };
 }
 
@@ -49,14 +42,6 @@ const INSERT: &str = concat!(
     columns!()
 );
 const SELECT_ONE: &str = concat!("select ", columns!(), " from students where id = ?1");
-const COUNT: &str = concat!("select count(*) from students where ", search_filter!());
-const SELECT_PAGE: &str = concat!(
-    "select ",
-    columns!(),
-    " from students where ",
-    search_filter!(),
-    " order by id limit ?2 offset ?3"
-);
 const UPDATE: &str = concat!(
     "update students set name = coalesce(?2, name), email = coalesce(?3, email), ",
     "email_key = coalesce(?6, email_key), domain = coalesce(?4, domain), gpa = coalesce(?5, gpa), updated_at = ",
@@ -197,25 +182,49 @@ impl SqliteStore {
         Ok(result.map_err(StorageError::from)?.pop())
     }
 
-    #[tracing::instrument(name = "db.list", skip_all, fields(limit = query.limit, offset = query.offset))]
+    #[tracing::instrument(name = "db.list", skip_all, fields(limit = query.limit))]
     pub async fn list(&self, query: &ListQuery) -> Result<Page, StorageError> {
-        let search = query.search.as_deref();
         let mut conn = self.checkout().await?;
         let result: Result<Page, sqlx::Error> = async {
-            let total: Vec<i64> = sqlx::query_scalar(COUNT)
-                .bind(search)
+            let total = list::count(&mut conn, query).await?;
+            let page = list::page(query)?;
+            let records = sqlx::query_as_with(AssertSqlSafe(page.sql), page.arguments)
                 .fetch_all(&mut *conn)
                 .await?;
-            let records = sqlx::query_as(SELECT_PAGE)
-                .bind(search)
-                .bind(query.limit)
-                .bind(query.offset)
-                .fetch_all(&mut *conn)
-                .await?;
+            let (records, has_more) = super::split_page(records, query.limit);
             Ok(Page {
                 records,
-                total: total.first().copied().unwrap_or_default(),
+                total,
+                has_more,
             })
+        }
+        .await;
+        result.map_err(StorageError::from)
+    }
+
+    pub async fn explain_list(&self, query: &ListQuery) -> Result<Vec<QueryPlan>, StorageError> {
+        let mut conn = self.checkout().await?;
+        let result: Result<Vec<QueryPlan>, sqlx::Error> = async {
+            let mut statements = vec![list::page(query)?];
+            statements.extend(list::count_statement(query)?);
+            let mut plans = Vec::new();
+            for statement in statements {
+                let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as_with(
+                    AssertSqlSafe(format!("explain query plan {}", statement.sql)),
+                    statement.arguments,
+                )
+                .fetch_all(&mut *conn)
+                .await?;
+                plans.push(QueryPlan {
+                    statement: statement.sql,
+                    plan: rows
+                        .into_iter()
+                        .map(|(_, _, _, detail)| detail)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                });
+            }
+            Ok(plans)
         }
         .await;
         result.map_err(StorageError::from)

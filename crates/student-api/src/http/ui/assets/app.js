@@ -1,7 +1,13 @@
-// The student records page: list, search, create, edit and delete through
-// the service's own REST API (/api/v1/students). No dependencies, no build
-// step; it must run under a CSP without inline script or style, so the DOM
-// is built with textContent and attributes only, never innerHTML.
+// The student records page: list, search, sort, create, edit and delete
+// through the service's own REST API (/api/v1/students). No dependencies, no
+// build step; it must run under a CSP without inline script or style, so the
+// DOM is built with textContent and attributes only, never innerHTML.
+//
+// Pages are walked by cursor (the API's next_cursor), which costs the same
+// at any depth; "Previous page" goes back through the cursors already seen.
+// The API's total is exact up to 1,000 matches and an estimate beyond
+// (docs/api.md), or null when no estimate exists: the page says "about" or
+// leaves the count out accordingly.
 
 const API = '/api/v1/students';
 const PAGE_SIZE = 20;
@@ -9,14 +15,22 @@ const SEARCH_DELAY_MS = 250;
 // Below this delay a reload shows no loading state, so typing does not flicker.
 const LOADING_DELAY_MS = 150;
 const FIELDS = ['name', 'email', 'domain', 'gpa'];
-const PAST_THE_END = 1e9;
+// The API answers 400 to a shorter search: no index serves it at scale.
+const MIN_SEARCH_CHARS = 3;
+// Totals above this are the database's estimate (Prefer: count=estimated).
+const EXACT_TOTAL_UP_TO = 1000;
+const DEFAULT_SORT = 'id';
+const NUMBER = new Intl.NumberFormat('en');
 
 const $ = (id) => document.getElementById(id);
 
 const state = {
   q: '',
-  offset: 0,
-  total: 0,
+  sort: DEFAULT_SORT, // the API's sort: a key, '-' in front for descending
+  cursor: null, // cursor of the page shown; null for the first page
+  previous: [], // cursors of the pages before it, the first page's as null
+  nextCursor: null, // null on the last page
+  total: null, // null when the API has no estimate
   students: [],
   request: null, // AbortController of the list request in flight
   editing: null, // the student being edited; null when creating
@@ -35,8 +49,8 @@ class ApiFailure extends Error {
   }
 }
 
-async function api(method, path, body, signal) {
-  const init = { method, headers: { accept: 'application/json' }, signal };
+async function api(method, path, body, signal, headers = {}) {
+  const init = { method, headers: { accept: 'application/json', ...headers }, signal };
   if (body !== undefined) {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -81,7 +95,7 @@ function setListState(kind, message = '') {
   show($('state-empty'), kind === 'empty');
   show($('state-error'), kind === 'error');
   show($('students'), kind === 'list');
-  show($('pager'), kind === 'list' && state.total > PAGE_SIZE);
+  show($('pager'), kind === 'list' && (state.previous.length > 0 || state.nextCursor !== null));
   if (kind === 'empty') $('state-empty').textContent = message;
   if (kind === 'error') $('state-error-text').textContent = message;
 }
@@ -90,8 +104,10 @@ async function load() {
   state.request?.abort();
   const controller = new AbortController();
   state.request = controller;
-  const params = new URLSearchParams({ limit: String(PAGE_SIZE), offset: String(state.offset) });
+  const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  if (state.sort !== DEFAULT_SORT) params.set('sort', state.sort);
   if (state.q) params.set('q', state.q);
+  if (state.cursor) params.set('cursor', state.cursor);
 
   $('students').setAttribute('aria-busy', 'true');
   const loadingTimer = setTimeout(() => {
@@ -99,18 +115,28 @@ async function load() {
     $('total').textContent = '';
   }, LOADING_DELAY_MS);
   try {
-    const page = await api('GET', `${API}?${params}`, undefined, controller.signal);
-    // A delete can leave the last page empty: step back to the last full one.
-    if (page.data.length === 0 && page.total > 0 && state.offset > 0) {
-      state.offset = Math.max(0, Math.floor((page.total - 1) / PAGE_SIZE) * PAGE_SIZE);
+    const page = await api('GET', `${API}?${params}`, undefined, controller.signal, {
+      prefer: 'count=estimated',
+    });
+    // A delete can leave the last page empty: step back a page.
+    if (page.data.length === 0 && state.previous.length > 0) {
+      state.cursor = state.previous.pop();
       clearTimeout(loadingTimer);
       return load();
     }
     state.students = page.data;
-    state.total = page.total;
+    state.total = page.total ?? null;
+    state.nextCursor = page.has_more ? page.next_cursor : null;
     render();
   } catch (err) {
     if (err.name === 'AbortError') return undefined;
+    if (err.status === 400 && state.cursor) {
+      // A cursor the service no longer accepts (say, from before an
+      // upgrade): start again from the first page.
+      resetPaging();
+      clearTimeout(loadingTimer);
+      return load();
+    }
     state.students = [];
     $('total').textContent = '';
     setListState('error', describe(err));
@@ -125,9 +151,17 @@ async function load() {
   return undefined;
 }
 
+/** "25", "about 12,000", or null when the API gave no count. */
+function formatTotal(total) {
+  if (total === null) return null;
+  return total > EXACT_TOTAL_UP_TO ? `about ${NUMBER.format(total)}` : NUMBER.format(total);
+}
+
 function render() {
-  const { students, total, offset, q } = state;
-  $('total').textContent = `(${total})`;
+  const { students, total, q } = state;
+  const totalText = formatTotal(total);
+  $('total').textContent = totalText === null ? '' : `(${totalText})`;
+  syncSortControls();
   if (students.length === 0) {
     const message = q ? `No students match “${q}”.` : 'No students yet. Create the first one with “New student”.';
     setListState('empty', message);
@@ -136,13 +170,22 @@ function render() {
   }
   const rows = students.map(renderRow);
   $('rows').replaceChildren(...rows);
-  const first = offset + 1;
-  const last = offset + students.length;
-  $('page-info').textContent = `${first}–${last} of ${total}`;
-  $('prev').disabled = offset === 0;
-  $('next').disabled = last >= total;
+  // Earlier pages were full when they were shown.
+  const first = state.previous.length * PAGE_SIZE + 1;
+  const last = first + students.length - 1;
+  const range = `${NUMBER.format(first)}–${NUMBER.format(last)}`;
+  $('page-info').textContent = totalText === null ? range : `${range} of ${totalText}`;
+  $('prev').disabled = state.previous.length === 0;
+  $('next').disabled = state.nextCursor === null;
   setListState('list');
-  $('status').textContent = `${total} ${total === 1 ? 'student' : 'students'}${q ? ` matching “${q}”` : ''}, showing ${first} to ${last}.`;
+  const counted = totalText === null ? 'Students' : `${totalText} ${total === 1 ? 'student' : 'students'}`;
+  $('status').textContent = `${counted}${q ? ` matching “${q}”` : ''}, showing ${first} to ${last}.`;
+}
+
+function resetPaging() {
+  state.cursor = null;
+  state.previous = [];
+  state.nextCursor = null;
 }
 
 function cell(text, label, className) {
@@ -179,6 +222,7 @@ function renderRow(student) {
     cell(student.email, 'Email'),
     cell(student.domain, 'Field of study'),
     cell(formatGpa(student.gpa), 'GPA', 'num'),
+    cell(formatDate(student.created_at), 'Created'),
     actions,
   );
   return tr;
@@ -186,6 +230,36 @@ function renderRow(student) {
 
 function formatGpa(gpa) {
   return Number.isInteger(gpa) ? gpa.toFixed(1) : String(gpa);
+}
+
+/** The day of an RFC 3339 UTC timestamp, as YYYY-MM-DD: one format for every reader. */
+function formatDate(timestamp) {
+  return String(timestamp).slice(0, 10);
+}
+
+// ------------------------------------------------------------------ sort
+
+/** Column headers and the phone-sized screen's select show the current sort. */
+function syncSortControls() {
+  for (const th of document.querySelectorAll('th[data-sort]')) {
+    const key = th.dataset.sort;
+    if (state.sort === key) th.setAttribute('aria-sort', 'ascending');
+    else if (state.sort === `-${key}`) th.setAttribute('aria-sort', 'descending');
+    else th.removeAttribute('aria-sort');
+  }
+  $('sort').value = state.sort;
+}
+
+/** A click on a column: ascending first, then each click turns the order round. */
+function onSortHeader(key) {
+  setSort(state.sort === key ? `-${key}` : key);
+}
+
+function setSort(sort) {
+  state.sort = sort;
+  resetPaging();
+  syncSortControls();
+  load();
 }
 
 // ---------------------------------------------------------------- search
@@ -197,12 +271,26 @@ function onSearchInput() {
   searchTimer = setTimeout(applySearch, SEARCH_DELAY_MS);
 }
 
+/** The hint under the search box; a warning while the text is too short. */
+function showSearchHint(tooShort) {
+  const hint = $('search-hint');
+  hint.classList.toggle('hint-warning', tooShort);
+  hint.textContent = tooShort
+    ? `Type at least ${MIN_SEARCH_CHARS} characters to search; showing every student.`
+    : `Type at least ${MIN_SEARCH_CHARS} characters of a name or email.`;
+}
+
 function applySearch() {
   clearTimeout(searchTimer);
-  const q = $('search').value.trim();
+  const typed = $('search').value.trim();
+  // Counted as the API counts: Unicode characters, not UTF-16 units.
+  const tooShort = typed !== '' && [...typed].length < MIN_SEARCH_CHARS;
+  showSearchHint(tooShort);
+  const q = tooShort ? '' : typed;
+  if (tooShort) $('status').textContent = $('search-hint').textContent;
   if (q === state.q) return;
   state.q = q;
-  state.offset = 0;
+  resetPaging();
   load();
 }
 
@@ -271,12 +359,13 @@ async function onSave(event) {
     closeDialog('student-dialog');
     $('status').textContent = editing ? 'Student saved.' : 'Student created.';
     if (!editing) {
-      // Show the new student: it is the last by id, so on the last page of
-      // the whole list. With a search on, that page is not known yet: ask
-      // past the end and let load() step back to the last page.
-      state.offset = state.q ? PAST_THE_END : Math.floor(state.total / PAGE_SIZE) * PAGE_SIZE;
+      // Show the new student: the newest comes first in that order, on the
+      // first page of the whole list.
+      state.sort = '-created';
       state.q = '';
       $('search').value = '';
+      showSearchHint(false);
+      resetPaging();
     }
     await load();
   } catch (err) {
@@ -379,13 +468,23 @@ function init() {
     applySearch();
   });
   $('prev').addEventListener('click', () => {
-    state.offset = Math.max(0, state.offset - PAGE_SIZE);
+    if (state.previous.length === 0) return;
+    state.cursor = state.previous.pop();
     load();
   });
   $('next').addEventListener('click', () => {
-    state.offset += PAGE_SIZE;
+    if (state.nextCursor === null) return;
+    state.previous.push(state.cursor);
+    state.cursor = state.nextCursor;
+    // Used once: a second click before the page arrives must not skip ahead.
+    state.nextCursor = null;
+    $('next').disabled = true;
     load();
   });
+  for (const th of document.querySelectorAll('th[data-sort]')) {
+    th.querySelector('button').addEventListener('click', () => onSortHeader(th.dataset.sort));
+  }
+  $('sort').addEventListener('change', (event) => setSort(event.currentTarget.value));
   $('retry').addEventListener('click', () => load());
   $('new-student').addEventListener('click', (event) => openEditor(null, event.currentTarget));
   $('student-form').addEventListener('submit', onSave);

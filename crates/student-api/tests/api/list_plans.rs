@@ -1,0 +1,233 @@
+//! Every list, search and sort statement is served by an index, proven on
+//! the plans the databases choose for a seeded table (no timing): on
+//! PostgreSQL no `Seq Scan on students`, on SQLite no `SCAN students`
+//! without an index (the rowid order of `sort=id` is the primary key
+//! itself); and without a search, no sort step either, so a page reads
+//! only its rows. The table holds enough rows, analysed, for the planners
+//! to choose as they do at scale.
+
+use std::sync::Arc;
+
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::Connection as _;
+use student_api::config::DatabaseTarget;
+use student_api::credentials::Publisher;
+use student_api::storage::{CountMode, ListQuery, Position, Sort, SortKey, Start, Store};
+
+use crate::helpers::{config, connect, Backend, TestDb};
+
+const ROWS: i64 = 30_000;
+const FIRST_NAMES: [&str; 8] = [
+    "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken",
+];
+
+/// A search that matches one row (a name's random part), and one that
+/// matches an eighth of them.
+const RARE: &str = "7f3e0b";
+const COMMON: &str = "grace";
+
+fn name_case(column: &str) -> String {
+    let arms = FIRST_NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, name)| format!("when {i} then '{name}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!("(case {column} % 8 {arms} end)")
+}
+
+async fn seed_postgres(url: &str) {
+    let client = connect(url).await;
+    let first = name_case("i");
+    client
+        .batch_execute(&format!(
+            "insert into students (name, email, email_key, domain, gpa, created_at)
+             select n.first || ' ' || n.code, lower(n.first) || '.' || i || '@example.org',
+                    lower(n.first) || '.' || i || '@example.org', 'Physics', (i % 1001) / 100.0,
+                    now() - i * interval '1 second'
+             from generate_series(1, {ROWS}) as i,
+                  lateral (select {first} as first,
+                                  case when i = 12345 then '{RARE}'
+                                       else lpad(to_hex((i * 40503) % 16777216), 6, '0') end as code) as n"
+        ))
+        .await
+        .expect("seed PostgreSQL");
+    // As autovacuum does after a bulk load: statistics, the visibility map
+    // (index-only scans) and the GIN indexes' pending entries merged.
+    client
+        .batch_execute("vacuum analyze students")
+        .await
+        .expect("vacuum");
+}
+
+async fn seed_sqlite(path: &std::path::Path) {
+    let mut conn =
+        sqlx::SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(path))
+            .await
+            .unwrap();
+    let first = name_case("i");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "with recursive n(i) as (select 1 union all select i + 1 from n where i < {ROWS})
+         insert into students (name, email, email_key, domain, gpa, created_at)
+         select {first} || ' ' || (case when i = 12345 then '{RARE}'
+                                        else printf('%06x', (i * 40503) % 16777216) end),
+                lower({first}) || '.' || i || '@example.org',
+                lower({first}) || '.' || i || '@example.org', 'Physics', (i % 1001) / 100.0,
+                strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || i || ' seconds')
+         from n;
+         analyze;"
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("seed SQLite");
+}
+
+/// Every shape a list request can take: each sort, with and without a
+/// search, from the start, from a cursor and from an offset.
+async fn shapes(store: &Store) -> Vec<ListQuery> {
+    let middle = store.get(ROWS / 2).await.unwrap().expect("a seeded row");
+    let mut queries = Vec::new();
+    for key in [SortKey::Id, SortKey::Name, SortKey::Gpa, SortKey::Created] {
+        for descending in [false, true] {
+            for search in [None, Some(RARE), Some(COMMON)] {
+                for start in [
+                    Start::Offset(0),
+                    Start::After(Position::of(&middle, key)),
+                    Start::Offset(100),
+                ] {
+                    queries.push(ListQuery {
+                        limit: 20,
+                        start,
+                        search: search.map(str::to_owned),
+                        sort: Sort { key, descending },
+                        count: CountMode::Estimated,
+                    });
+                }
+            }
+        }
+    }
+    queries
+}
+
+async fn assert_index_served(store: &Store, backend: Backend) {
+    let mut checked = 0;
+    for query in shapes(store).await {
+        for plan in store.explain_list(&query).await.unwrap() {
+            let text = &plan.plan;
+            let context = format!("{:?}\n{}\n{text}", query, plan.statement);
+            match backend {
+                Backend::Postgres => {
+                    assert!(!text.contains("Seq Scan on students"), "{context}");
+                    if query.search.is_none() {
+                        assert!(!text.contains("Sort"), "{context}");
+                    }
+                }
+                Backend::Sqlite => {
+                    for line in text.lines() {
+                        let bare_scan = line == "SCAN students"
+                            || (line.starts_with("SCAN students ") && !line.contains(" USING "));
+                        assert!(
+                            !bare_scan || (query.sort.key == SortKey::Id && query.search.is_none()),
+                            "{context}"
+                        );
+                    }
+                    if query.search.is_none() || query.sort.key == SortKey::Id {
+                        assert!(!text.contains("TEMP B-TREE"), "{context}");
+                    }
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8 * 3 * 3, "{checked} statements checked");
+}
+
+/// Totals at a size past the exact count's limit, by default and on request.
+async fn assert_totals(store: &Store, backend: Backend) {
+    let total = |search: Option<&str>, count| {
+        let query = ListQuery {
+            limit: 1,
+            start: Start::Offset(0),
+            search: search.map(str::to_owned),
+            sort: Sort::default(),
+            count,
+        };
+        async move { store.list(&query).await.unwrap().total }
+    };
+    let all = total(None, CountMode::Estimated).await.unwrap();
+    assert_eq!(total(None, CountMode::Exact).await, Some(ROWS));
+    assert_eq!(total(Some(RARE), CountMode::Estimated).await, Some(1));
+    assert_eq!(total(Some(COMMON), CountMode::Exact).await, Some(ROWS / 8));
+    let common = total(Some(COMMON), CountMode::Estimated).await;
+    let planned = total(None, CountMode::Planned).await;
+    let planned_search = total(Some(COMMON), CountMode::Planned).await;
+    match backend {
+        Backend::Postgres => {
+            // The planner's estimates: near, not exact.
+            let near = |n: Option<i64>, exact: i64| {
+                n.is_some_and(|n| (exact / 3..=exact * 3).contains(&n))
+            };
+            assert!(near(Some(all), ROWS), "{all}");
+            assert!(near(planned, ROWS), "{planned:?}");
+            assert!(near(common, ROWS / 8), "{common:?}");
+            assert!(near(planned_search, ROWS / 8), "{planned_search:?}");
+        }
+        Backend::Sqlite => {
+            assert_eq!(all, ROWS, "kept exact by triggers");
+            assert_eq!(planned, Some(ROWS), "kept exact by triggers");
+            assert_eq!(common, None, "SQLite has no estimate of a search");
+            assert_eq!(planned_search, None);
+        }
+    }
+}
+
+/// Prints each plan for `cargo test list_plans -- --nocapture`.
+async fn print_plans(store: &Store) {
+    for query in shapes(store).await.iter().step_by(3) {
+        for plan in store.explain_list(query).await.unwrap() {
+            println!("{query:?}\n{}\n{}\n", plan.statement, plan.plan);
+        }
+    }
+}
+
+#[tokio::test]
+async fn sqlite_every_list_statement_is_served_by_an_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("students.db");
+    let config = config(&[&format!("--database-url=sqlite://{}", path.display())]);
+    let DatabaseTarget::Sqlite(options) = config.database.clone() else {
+        unreachable!()
+    };
+    let store = Store::sqlite(options, &config.pool).await.unwrap();
+    store.migrate().await.unwrap();
+    seed_sqlite(&path).await;
+
+    assert_index_served(&store, Backend::Sqlite).await;
+    assert_totals(&store, Backend::Sqlite).await;
+    print_plans(&store).await;
+}
+
+#[tokio::test]
+async fn postgres_every_list_statement_is_served_by_an_index() {
+    crate::require_postgres!();
+    let (_db, url) = TestDb::create(Backend::Postgres).await;
+    let config = config(&[&format!("--database-url={url}")]);
+    student_api::app::migrate(&config, None).await.unwrap();
+    seed_postgres(&url).await;
+    let DatabaseTarget::Postgres(target) = config.database.clone() else {
+        unreachable!()
+    };
+    let publisher = Publisher::new(
+        target,
+        None,
+        "test",
+        student_api::storage::postgres_login(&config.pool),
+    );
+    let store = Store::postgres(publisher.subscribe(), &config.pool);
+
+    assert_index_served(&store, Backend::Postgres).await;
+    assert_totals(&store, Backend::Postgres).await;
+    print_plans(&store).await;
+    store.close().await;
+    drop(Arc::new(publisher));
+}
