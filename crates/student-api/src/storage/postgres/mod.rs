@@ -142,8 +142,12 @@ fn record(row: &Row) -> Result<StudentRecord, tokio_postgres::Error> {
 }
 
 /// Above this many expected matches, the default count is the planner's
-/// estimate without counting at all.
-const PLANNED_BEYOND: i64 = 10 * EXACT_COUNT_LIMIT;
+/// estimate without counting at all. Low, so that the bounded count runs
+/// only where the planner expects few matches and so chooses the trigram
+/// indexes' bitmap: expecting matches dense enough, it would rather scan
+/// the table until 1,001 of them are found, which reads far more rows than
+/// that when it expects more matches than there are.
+const PLANNED_BEYOND: i64 = 2 * EXACT_COUNT_LIMIT;
 
 /// `total` as `query.count` asks for it.
 async fn count(client: &Client, query: &ListQuery) -> Result<Option<i64>, tokio_postgres::Error> {
@@ -339,13 +343,19 @@ impl PgStore {
 
     pub async fn explain_list(&self, query: &ListQuery) -> Result<Vec<QueryPlan>, StorageError> {
         let mut statements = vec![queries::page(query)];
+        let connection = self.acquire().await?;
         match query.count {
             CountMode::Exact => statements.push(queries::exact_count(query)),
             // Itself a plan: it reads no row.
             CountMode::Planned => {}
-            CountMode::Estimated => statements.push(queries::bounded_count(query)),
+            // The bounded count, where `count` would run it.
+            CountMode::Estimated => {
+                let estimate = planned(&connection.client, query).await?;
+                if estimate.is_none_or(|n| n <= PLANNED_BEYOND) {
+                    statements.push(queries::bounded_count(query));
+                }
+            }
         }
-        let connection = self.acquire().await?;
         let mut plans = Vec::new();
         for statement in statements {
             let params = statement.typed_params();

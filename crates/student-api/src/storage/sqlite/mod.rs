@@ -186,11 +186,9 @@ impl SqliteStore {
     pub async fn list(&self, query: &ListQuery) -> Result<Page, StorageError> {
         let mut conn = self.checkout().await?;
         let result: Result<Page, sqlx::Error> = async {
-            let total = list::count(&mut conn, query).await?;
-            let page = list::page(query)?;
-            let records = sqlx::query_as_with(AssertSqlSafe(page.sql), page.arguments)
-                .fetch_all(&mut *conn)
-                .await?;
+            let counted = list::count(&mut conn, query).await?;
+            let total = counted.total;
+            let records = list::fetch(&mut conn, query, counted.route).await?;
             let (records, has_more) = super::split_page(records, query.limit);
             Ok(Page {
                 records,
@@ -205,8 +203,10 @@ impl SqliteStore {
     pub async fn explain_list(&self, query: &ListQuery) -> Result<Vec<QueryPlan>, StorageError> {
         let mut conn = self.checkout().await?;
         let result: Result<Vec<QueryPlan>, sqlx::Error> = async {
-            let mut statements = vec![list::page(query)?];
-            statements.extend(list::count_statement(query)?);
+            // The route the list would take, found as it finds it.
+            let counted = list::count(&mut conn, query).await?;
+            let mut statements = vec![list::page(query, counted.route)?];
+            statements.extend(list::count_statement(query, counted.counting)?);
             let mut plans = Vec::new();
             for statement in statements {
                 let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as_with(
