@@ -134,6 +134,20 @@ async fn assert_index_served(store: &Store, backend: Backend) {
                             "{context}"
                         );
                     }
+                    // A page after a cursor starts its range at the cursor
+                    // (`SEARCH … (name>?)`), rather than scanning the index
+                    // from its first entry: a deep page costs a page.
+                    if plan.statement.starts_with("select students.id")
+                        && matches!(query.start, Start::After(_))
+                        && query.sort.key != SortKey::Id
+                        && query.search.is_none()
+                    {
+                        let ranged = text.lines().any(|line| {
+                            line.starts_with("SEARCH students USING")
+                                && (line.contains(">?)") || line.contains("<?)"))
+                        });
+                        assert!(ranged, "{context}");
+                    }
                     // A common fragment in another order than id walks a
                     // window of the order's index, testing each row; its
                     // only sort is of the window's matches.

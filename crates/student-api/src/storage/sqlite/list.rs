@@ -223,22 +223,35 @@ fn direct(query: &ListQuery) -> Result<Statement, sqlx::Error> {
         Start::After(position) => {
             match position {
                 Position::Id(id) => statement.bind(*id)?,
+                // The sort value twice: for the range start and for the
+                // row-value comparison (see `keyset` below).
                 Position::Name(name, id) => {
+                    statement.bind(name.clone())?;
                     statement.bind(name.clone())?;
                     statement.bind(*id)?;
                 }
                 Position::Gpa(gpa, id) => {
                     statement.bind(*gpa)?;
+                    statement.bind(*gpa)?;
                     statement.bind(*id)?;
                 }
                 Position::Created(at, id) => {
                     statement.bind(timestamp(*at)?)?;
+                    statement.bind(timestamp(*at)?)?;
                     statement.bind(*id)?;
                 }
             }
+            // SQLite does not start an index range at a row-value
+            // comparison whose first column carries a collation (`name
+            // collate nocase`): it scans the index from its first entry,
+            // so a deep page would cost its depth. The redundant bound on
+            // the sort value alone gives the range its start.
             keyset = match position.key() {
                 SortKey::Id => format!("{} {op} ?", column(SortKey::Id, searching)),
-                key => format!("({}, students.id) {op} (?, ?)", column(key, searching)),
+                key => {
+                    let sort_value = column(key, searching);
+                    format!("{sort_value} {op}= ? and ({sort_value}, students.id) {op} (?, ?)")
+                }
             };
             conditions.push(&keyset);
             0
@@ -417,7 +430,8 @@ mod tests {
             page(&query, Route::Matches).unwrap().sql,
             format!(
                 "select {COLUMNS} from students_search cross join students on students.id = students_search.rowid \
-                 where students_search match ? and (students.name collate nocase, students.id) > (?, ?) \
+                 where students_search match ? and students.name collate nocase >= ? \
+                 and (students.name collate nocase, students.id) > (?, ?) \
                  order by students.name collate nocase, students.id limit ? offset ?"
             )
         );
@@ -441,7 +455,7 @@ mod tests {
             statement.sql,
             format!(
                 "select * from (select {COLUMNS} from students \
-                 where (students.gpa, students.id) < (?, ?) {order}) as walked \
+                 where students.gpa <= ? and (students.gpa, students.id) < (?, ?) {order}) as walked \
                  where (instr({}, ?) > 0 or instr({}, ?) > 0) {}",
                 folded("walked.name"),
                 folded("walked.email"),
