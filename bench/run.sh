@@ -23,6 +23,8 @@ export LOG_PREFIX=bench
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/common.sh"
 # shellcheck source=../scripts/lib/postgres.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/postgres.sh"
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SECONDS_RUN="${BENCH_SECONDS:-10}"
 SECONDS_WARMUP="${BENCH_WARMUP_SECONDS:-3}"
@@ -44,49 +46,7 @@ cd "$REPO_ROOT"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/student-api-bench.XXXXXX")"
 on_exit rm -rf "$WORK"
-
-SERVICE_PID=""
-stop_service() {
-    local pid="$SERVICE_PID" i
-    [[ -n "$pid" ]] || return 0
-    SERVICE_PID=""
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        warn "student-api ($pid) still running after 10s; killing it"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
 on_exit stop_service
-
-# field LINE KEY: value of KEY=value in a space-separated line.
-field() {
-    local kv kvs
-    read -ra kvs <<<"$1"
-    for kv in "${kvs[@]}"; do
-        if [[ "$kv" == "$2="* ]]; then
-            printf '%s\n' "${kv#*=}"
-            return 0
-        fi
-    done
-    die "no $2 in: $1"
-}
-
-# calc EXPR: floating-point arithmetic (awk), e.g. calc '1.5 * 2'.
-calc() { awk "BEGIN { print $1 }"; }
-# check LABEL CONDITION: PASS or FAIL for an awk condition.
-check() {
-    if awk "BEGIN { exit !($2) }"; then
-        printf '  %-46s PASS\n' "$1"
-    else
-        printf '  %-46s FAIL\n' "$1"
-    fi
-}
 
 # ---------------------------------------------------------------------------
 if [[ -n "${BENCH_BIN:-}" ]]; then

@@ -30,6 +30,9 @@ export LOG_PREFIX=bench-scale
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/common.sh"
 # shellcheck source=../scripts/lib/postgres.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/postgres.sh"
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+CHECK_WIDTH=62
 # shellcheck source=scale_load.sh
 source "$(dirname "${BASH_SOURCE[0]}")/scale_load.sh"
 
@@ -57,24 +60,6 @@ cd "$REPO_ROOT"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/student-api-bench-scale.XXXXXX")"
 on_exit rm -rf "$WORK"
-
-SERVICE_PID=""
-stop_service() {
-    local pid="$SERVICE_PID" i
-    [[ -n "$pid" ]] || return 0
-    SERVICE_PID=""
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        warn "student-api ($pid) still running after 10s; killing it"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
 on_exit stop_service
 
 # start_service LOGFILE DATABASE_URL [RUST_LOG]: serves on a free loopback
@@ -98,27 +83,7 @@ migrate() {
         || { cat "$WORK/migrate.log" >&2; die "student-api migrate failed"; }
 }
 
-# field LINE KEY: value of KEY=value in a space-separated line.
-field() {
-    local kv kvs
-    read -ra kvs <<<"$1"
-    for kv in "${kvs[@]}"; do
-        if [[ "$kv" == "$2="* ]]; then
-            printf '%s\n' "${kv#*=}"
-            return 0
-        fi
-    done
-    die "no $2 in: $1"
-}
-
-calc() { awk "BEGIN { print $1 }"; }
-check() {
-    if awk "BEGIN { exit !($2) }"; then
-        printf '  %-62s PASS\n' "$1"
-    else
-        printf '  %-62s FAIL\n' "$1"
-    fi
-}
+# loadavg: the 1, 5 and 15 minute load averages.
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 declare -A RESULT LOAD
