@@ -1,8 +1,22 @@
 # shellcheck shell=bash
-# What bench/run.sh and bench/scale.sh share: stopping the service they
-# started, and reading and judging the BENCH lines wrk's scripts print.
-# Sourced after scripts/lib/common.sh (warn, die); the caller registers
+# What bench/run.sh and bench/scale.sh share: the binary they measure,
+# stopping the service they started, and reading and judging the BENCH
+# lines wrk's scripts print. Sourced after scripts/lib/common.sh (log,
+# header, warn, die), with BIN set; the caller registers
 # `on_exit stop_service` once it has started a service into SERVICE_PID.
+
+# release_binary: BIN as given by BENCH_BIN, or the release build, made
+# here.
+release_binary() {
+    if [[ -n "${BENCH_BIN:-}" ]]; then
+        [[ -x "$BIN" ]] || die "BENCH_BIN=$BIN is not an executable"
+        log "benchmarking $BIN (BENCH_BIN; not building)"
+    else
+        header "building the release binary"
+        cargo build --release --locked
+        [[ -x "$BIN" ]] || die "$BIN missing after the build"
+    fi
+}
 
 SERVICE_PID=""
 # stop_service: SIGTERM to the service in SERVICE_PID, SIGKILL after 10 s.

@@ -49,14 +49,7 @@ on_exit rm -rf "$WORK"
 on_exit stop_service
 
 # ---------------------------------------------------------------------------
-if [[ -n "${BENCH_BIN:-}" ]]; then
-    [[ -x "$BIN" ]] || die "BENCH_BIN=$BIN is not an executable"
-    log "benchmarking $BIN (BENCH_BIN; not building)"
-else
-    header "building the release binary"
-    cargo build --release --locked
-    [[ -x "$BIN" ]] || die "$BIN missing after the build"
-fi
+release_binary
 
 if ! command -v wrk >/dev/null; then
     apt_install wrk

@@ -126,14 +126,7 @@ get_by_id() {
 }
 
 # ---------------------------------------------------------------------------
-if [[ -n "${BENCH_BIN:-}" ]]; then
-    [[ -x "$BIN" ]] || die "BENCH_BIN=$BIN is not an executable"
-    log "benchmarking $BIN (BENCH_BIN; not building)"
-else
-    header "building the release binary"
-    cargo build --release --locked
-    [[ -x "$BIN" ]] || die "$BIN missing after the build"
-fi
+release_binary
 command -v wrk >/dev/null || apt_install wrk
 command -v sqlite3 >/dev/null || apt_install sqlite3
 command -v python3 >/dev/null || die "python3 not found"
