@@ -10,10 +10,10 @@
 //!
 //! Rules:
 //! - nothing opens before the first query;
-//! - a request uses the first open connection with fewer than `depth`
-//!   queries in flight; a new connection opens (one at a time) only when
-//!   every open one has that many, up to `max_connections`, and then the
-//!   least busy one takes the query;
+//! - a request uses the least busy open connection while it has fewer than
+//!   `depth` queries in flight; a new connection opens (one at a time) only
+//!   when every open one has that many, up to `max_connections`, and then
+//!   the least busy one takes the query all the same;
 //! - a slow statement therefore holds up at most `depth - 1` queries queued
 //!   behind it on its connection: the next ones go to another connection
 //!   (the server's `statement_timeout` bounds how long they wait);
@@ -191,11 +191,13 @@ impl<C: Connector> Pool<C> {
         }
     }
 
-    /// The first usable connection with fewer than `depth` queries in
-    /// flight, so queries gather on as few connections as the load needs.
+    /// The least busy usable connection, if it has fewer than `depth`
+    /// queries in flight: connections open only as the load needs them, and
+    /// those open share it, so that each server process works beside the
+    /// others rather than the first one queueing what the others could run.
     /// `None` when a new one should open (every open one is at the depth and
     /// the set may grow); when it may not grow, or `any` asks for a busy one
-    /// rather than none, the least busy one.
+    /// rather than none, the least busy one all the same.
     fn pick(&self, any: bool) -> Result<Option<Lease<C::Client>>, PoolError<C::Error>> {
         if self.closed.load(Ordering::Relaxed) {
             return Err(PoolError::Closed);
@@ -209,14 +211,10 @@ impl<C: Connector> Pool<C> {
                 && slot.opened_at.elapsed() < max_lifetime
         });
         let in_flight = |slot: &&Arc<Slot<C::Client>>| slot.in_flight.load(Ordering::Relaxed);
-        if let Some(free) = open.iter().find(|s| in_flight(s) < self.limits.depth) {
-            return Ok(Some(Lease::new(free)));
-        }
+        let least_busy = open.iter().min_by_key(in_flight);
         let full = open.len() >= self.limits.max_connections;
-        Ok(open
-            .iter()
-            .filter(|_| any || full)
-            .min_by_key(in_flight)
+        Ok(least_busy
+            .filter(|slot| any || full || in_flight(slot) < self.limits.depth)
             .map(Lease::new))
     }
 
@@ -414,6 +412,18 @@ mod tests {
         // Once the first has room again, queries go back to it.
         drop(leases);
         assert_eq!(f.pool.acquire().await.unwrap().id, 1);
+    }
+
+    #[tokio::test]
+    async fn open_connections_share_the_load() {
+        let f = fixture(10);
+        // A burst opened a second connection; later queries use both, so
+        // that neither server process queues what the other could run.
+        drop(hold(&f.pool, DEPTH + 1).await);
+        let leases = hold(&f.pool, 4).await;
+        let ids: Vec<_> = leases.iter().map(|l| l.id).collect();
+        assert_eq!(ids, [1, 2, 1, 2]);
+        assert_eq!(f.connector.opened.load(Ordering::Relaxed), 2);
     }
 
     #[tokio::test]
