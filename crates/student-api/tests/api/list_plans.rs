@@ -84,17 +84,34 @@ async fn seed_sqlite(path: &std::path::Path) {
     .expect("seed SQLite");
 }
 
+/// The row in the middle of `key`'s ascending order: a cursor there leaves
+/// half the rows on either side, as a cursor deep in a list does.
+async fn middle(store: &Store, key: SortKey) -> Position {
+    let query = ListQuery {
+        limit: 1,
+        start: Start::Offset(ROWS / 2),
+        search: None,
+        sort: Sort {
+            key,
+            descending: false,
+        },
+        count: CountMode::Planned,
+    };
+    let page = store.list(&query).await.unwrap();
+    Position::of(&page.records[0], key)
+}
+
 /// Every shape a list request can take: each sort, with and without a
 /// search, from the start, from a cursor and from an offset.
 async fn shapes(store: &Store) -> Vec<ListQuery> {
-    let middle = store.get(ROWS / 2).await.unwrap().expect("a seeded row");
     let mut queries = Vec::new();
     for key in [SortKey::Id, SortKey::Name, SortKey::Gpa, SortKey::Created] {
+        let middle = middle(store, key).await;
         for descending in [false, true] {
             for search in [None, Some(RARE), Some(COMMON)] {
                 for start in [
                     Start::Offset(0),
-                    Start::After(Position::of(&middle, key)),
+                    Start::After(middle.clone()),
                     Start::Offset(100),
                 ] {
                     queries.push(ListQuery {
@@ -114,7 +131,8 @@ async fn shapes(store: &Store) -> Vec<ListQuery> {
 async fn assert_index_served(store: &Store, backend: Backend) {
     let mut checked = 0;
     for query in shapes(store).await {
-        for plan in store.explain_list(&query).await.unwrap() {
+        let plans = store.explain_list(&query).await.unwrap();
+        for plan in &plans {
             let text = &plan.plan;
             let context = format!("{:?}\n{}\n{text}", query, plan.statement);
             match backend {
@@ -123,6 +141,21 @@ async fn assert_index_served(store: &Store, backend: Backend) {
                     // A common fragment's page walks the order's index too.
                     if query.search.is_none() || query.search.as_deref() == Some(COMMON) {
                         assert!(!text.contains("Sort"), "{context}");
+                    }
+                    // A search is one statement besides its estimate: a
+                    // rare fragment's page and count from one read of its
+                    // matches through the trigram index, a common one's
+                    // walk of the order's index, which it finds its page in
+                    // (the window is a bound, not a read: a Limit over it).
+                    if query.search.is_some() {
+                        assert_eq!(plans.len(), 1, "{context}");
+                        let rare = query.search.as_deref() == Some(RARE);
+                        let walks = plan.statement.contains(") as walked where");
+                        assert_eq!(walks, !rare, "{context}");
+                        if rare {
+                            assert!(plan.statement.starts_with("with matches"), "{context}");
+                            assert!(text.contains("students_search_trgm"), "{context}");
+                        }
                     }
                 }
                 Backend::Sqlite => {
@@ -210,6 +243,137 @@ async fn assert_totals(store: &Store, backend: Backend) {
     }
 }
 
+/// A search the planner expects to match few students (1,261 of 30,000)
+/// that matches more than the count's limit (1,388): the one read of its
+/// matches stops at 1,001 of them, in no order, so the page is asked for
+/// alone, and it is the first of all the matches, not of those read.
+async fn assert_page_past_the_count(store: &Store, url: &str) {
+    const FRAGMENT: &str = "ada.1";
+    let client = connect(url).await;
+    for (key, column, descending) in [
+        (SortKey::Id, "id", true),
+        (SortKey::Id, "id", false),
+        (SortKey::Name, "name", true),
+    ] {
+        let query = ListQuery {
+            limit: 20,
+            start: Start::Offset(0),
+            search: Some(FRAGMENT.to_owned()),
+            sort: Sort { key, descending },
+            count: CountMode::Estimated,
+        };
+        let direction = if descending { "desc" } else { "asc" };
+        let expected: Vec<i64> = client
+            .query(
+                &format!(
+                    "select id from students where name ilike $1 or email ilike $1 \
+                     order by {column} {direction}, id {direction} limit 20"
+                ),
+                &[&format!("%{FRAGMENT}%")],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let plans = store.explain_list(&query).await.unwrap();
+        let page = store.list(&query).await.unwrap();
+
+        assert!(plans[0].statement.starts_with("with matches"), "{plans:?}");
+        let ids: Vec<i64> = page.records.iter().map(|r| r.id).collect();
+        assert_eq!(ids, expected, "{query:?}");
+        assert!(page.has_more);
+        assert!(page.total.is_some_and(|n| n > 1000), "{:?}", page.total);
+    }
+}
+
+/// A common fragment whose matches all sort together, beyond the walk's
+/// window (`Grace …` in name order, after a window of 3,175 rows): the
+/// walk finds none, and the page comes from all the matches, sorted. The
+/// same page at every start a client can give.
+async fn assert_clustered_matches_paged(store: &Store, url: &str) {
+    let client = connect(url).await;
+    let middle = client
+        .query_one(
+            "select id, name from students where name ilike 'grace%' order by name, id offset 1000 limit 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (id, name): (i64, String) = (middle.get(0), middle.get(1));
+    for (start, from) in [
+        (Start::Offset(0), String::new()),
+        (Start::Offset(40), " offset 40".to_owned()),
+        (
+            Start::After(Position::Name(name.clone(), id)),
+            String::new(),
+        ),
+    ] {
+        let after = if from.is_empty() && matches!(start, Start::After(_)) {
+            " and (name, id) > ($2, $3)"
+        } else {
+            ""
+        };
+        let query = ListQuery {
+            limit: 20,
+            start,
+            search: Some(COMMON.to_owned()),
+            sort: Sort {
+                key: SortKey::Name,
+                descending: false,
+            },
+            count: CountMode::Estimated,
+        };
+        let sql = format!(
+            "select id from students where (name ilike $1 or email ilike $1){after} \
+             order by name, id limit 20{from}"
+        );
+        let pattern = format!("%{COMMON}%");
+        let expected: Vec<i64> = if after.is_empty() {
+            client.query(&sql, &[&pattern]).await
+        } else {
+            client.query(&sql, &[&pattern, &name, &id]).await
+        }
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+        let page = store.list(&query).await.unwrap();
+
+        let ids: Vec<i64> = page.records.iter().map(|r| r.id).collect();
+        assert_eq!(ids, expected, "{query:?}");
+        assert!(page.has_more, "{query:?}");
+    }
+}
+
+/// The service's estimate of a search, made from the planner's statistics,
+/// is the planner's own (`Prefer: count=planned` asks the planner).
+async fn assert_estimates_as_the_planner(store: &Store) {
+    let mut compared = 0;
+    for fragment in [COMMON, "ada.1", "e 7", "@example"] {
+        let total = |count| {
+            let query = ListQuery {
+                limit: 20,
+                start: Start::Offset(0),
+                search: Some(fragment.to_owned()),
+                sort: Sort::default(),
+                count,
+            };
+            async move { store.list(&query).await.unwrap().total.unwrap() }
+        };
+        let planned = total(CountMode::Planned).await;
+        let estimated = total(CountMode::Estimated).await;
+        if estimated > 1000 {
+            assert!(
+                (estimated - planned).abs() <= 1,
+                "{fragment}: {estimated} against {planned}"
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 3, "estimates compared");
+}
+
 /// Prints each plan for `cargo test list_plans -- --nocapture`.
 async fn print_plans(store: &Store) {
     for query in shapes(store).await.iter().step_by(3) {
@@ -256,6 +420,9 @@ async fn postgres_every_list_statement_is_served_by_an_index() {
 
     assert_index_served(&store, Backend::Postgres).await;
     assert_totals(&store, Backend::Postgres).await;
+    assert_page_past_the_count(&store, &url).await;
+    assert_clustered_matches_paged(&store, &url).await;
+    assert_estimates_as_the_planner(&store).await;
     print_plans(&store).await;
     store.close().await;
     drop(Arc::new(publisher));

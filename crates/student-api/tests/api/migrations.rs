@@ -10,15 +10,17 @@ use sqlx::Connection as _;
 
 use crate::helpers::{config, connect, Backend, TestDb};
 
-/// The migration that builds the list's indexes concurrently.
-const INDEX_MIGRATION: i64 = 20_261_205_100_002;
-const INDEXES: [&str; 5] = [
+/// The migrations that build the list's indexes concurrently, their
+/// statistics between them, and the indexes they leave.
+const INDEX_MIGRATIONS: [i64; 3] = [20_261_205_100_002, 20_261_205_100_003, 20_261_205_100_004];
+const INDEXES: [&str; 4] = [
     "students_name_id",
     "students_gpa_id",
     "students_created_at_id",
-    "students_name_trgm",
-    "students_email_trgm",
+    "students_search_trgm",
 ];
+/// Built by the first of them, replaced by `students_search_trgm` in the last.
+const REPLACED: [&str; 2] = ["students_name_trgm", "students_email_trgm"];
 
 #[tokio::test]
 async fn postgres_list_indexes_build_concurrently_beside_writers_and_a_second_migrator() {
@@ -37,18 +39,19 @@ async fn postgres_list_indexes_build_concurrently_beside_writers_and_a_second_mi
                     'Physics', (i % 1001) / 100.0
              from generate_series(1, 50000) as i;
              drop index {};
-             delete from _sqlx_migrations where version = {INDEX_MIGRATION};",
-            INDEXES.join(", ")
+             delete from _sqlx_migrations where version in ({});",
+            INDEXES.join(", "),
+            INDEX_MIGRATIONS.map(|v| v.to_string()).join(", ")
         ))
         .await
         .unwrap();
     let interrupted = admin
-        .batch_execute("create unique index concurrently students_name_trgm on students (domain)")
+        .batch_execute("create unique index concurrently students_search_trgm on students (domain)")
         .await;
     assert!(interrupted.is_err(), "the build meets duplicates");
     let invalid: bool = admin
         .query_one(
-            "select not indisvalid from pg_index where indexrelid = 'students_name_trgm'::regclass",
+            "select not indisvalid from pg_index where indexrelid = 'students_search_trgm'::regclass",
             &[],
         )
         .await
@@ -93,10 +96,21 @@ async fn postgres_list_indexes_build_concurrently_beside_writers_and_a_second_mi
 
     let applied = first.unwrap() + second.unwrap();
     assert_eq!(
-        applied, 1,
-        "one migrator applied it, the other found it done"
+        applied, 3,
+        "one migrator applied them, the other found them done"
     );
     assert!(written > 0);
+    assert_indexes_as_migrated(&admin).await;
+    assert_eq!(
+        student_api::app::migrate(&config, None).await.unwrap(),
+        0,
+        "nothing left to apply"
+    );
+}
+
+/// The list's indexes are there and valid, the trigram one over name and
+/// email with its statistics target, the per-column ones it replaced gone.
+async fn assert_indexes_as_migrated(admin: &tokio_postgres::Client) {
     let rows = admin
         .query(
             "select c.relname, i.indisvalid, pg_get_indexdef(i.indexrelid) \
@@ -106,6 +120,12 @@ async fn postgres_list_indexes_build_concurrently_beside_writers_and_a_second_mi
         )
         .await
         .unwrap();
+    for name in REPLACED {
+        assert!(
+            !rows.iter().any(|row| row.get::<_, String>(0) == name),
+            "{name} dropped"
+        );
+    }
     for name in INDEXES {
         let row = rows
             .iter()
@@ -120,11 +140,16 @@ async fn postgres_list_indexes_build_concurrently_beside_writers_and_a_second_mi
             );
         }
     }
-    assert_eq!(
-        student_api::app::migrate(&config, None).await.unwrap(),
-        0,
-        "nothing left to apply"
-    );
+    let target: i32 = admin
+        .query_one(
+            "select attstattarget::int4 from pg_attribute \
+             where attrelid = 'students_search_trgm'::regclass and attnum = 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(target, 1000, "the search's statistics");
 }
 
 /// SQLite's list migration indexes the students already there: the search

@@ -13,13 +13,15 @@
 //! its version.
 //!
 //! Migrations that start with `-- no-transaction` (sqlx's marker) build
-//! indexes with `create index concurrently`, which must run outside a
+//! and drop indexes `concurrently`, which must run outside a
 //! transaction and, on a large table, for longer than any statement of the
 //! service. So:
 //! - such a file is run one statement at a time (statements end with `;`
 //!   at the end of a line; no dollar quoting), and is recorded once all
 //!   have succeeded. A run that stops half-way is re-run whole, so each
-//!   statement must be idempotent (`if not exists`);
+//!   statement must be idempotent (`if not exists`, `if exists`, a
+//!   statistics target, `analyze`; a unit test holds every embedded one to
+//!   these forms);
 //! - an interrupted concurrent build leaves an invalid index behind, which
 //!   `if not exists` would take for done: before such a statement, an
 //!   invalid index of that name is dropped, so it is built again;
@@ -268,18 +270,31 @@ mod tests {
         assert_eq!(names, vec![Some("a"), Some("b"), None]);
     }
 
+    /// Whether a no-transaction statement may run again after a run that
+    /// stopped anywhere: an index build (an invalid leftover is dropped
+    /// first), or a statement that is idempotent by its form.
+    fn can_run_again(statement: &str) -> bool {
+        let words: Vec<&str> = statement.split_whitespace().collect();
+        concurrent_index_name(statement).is_some()
+            || words.starts_with(&["drop", "index", "concurrently", "if", "exists"])
+            || (words.first() == Some(&"alter") && words.contains(&"statistics"))
+            || words.first() == Some(&"analyze")
+    }
+
     #[test]
-    fn every_embedded_no_transaction_statement_can_be_rebuilt() {
+    fn every_embedded_no_transaction_statement_can_run_again() {
         for migration in crate::storage::migrations::POSTGRES.iter() {
             if migration.no_tx {
                 for statement in statements(migration.sql.as_str()) {
                     assert!(
-                        concurrent_index_name(statement).is_some(),
+                        can_run_again(statement),
                         "{}: {statement}",
                         migration.version
                     );
                 }
             }
         }
+        assert!(!can_run_again("drop index concurrently students_name_id;"));
+        assert!(!can_run_again("create index concurrently a on t (x);"));
     }
 }

@@ -2,33 +2,38 @@
 //! over one TLS stack (rustls, `connect`).
 //!
 //! Queries go through a small set of shared, pipelined connections
-//! (`pool`); migrations run on a connection of their own (`migrate`); new
+//! (`pool`); the list's statements are assembled in `queries`, chosen and
+//! ordered in `list`, with estimates of searches from `statistics`;
+//! migrations run on a connection of their own (`migrate`); new
 //! credentials are proven by one login ([`PgLogin`]). Rows are decoded here
 //! into storage records. May import `config`, `credentials`, `domain` and
 //! the rest of `storage`.
 
 mod connect;
+mod list;
 mod migrate;
 mod pool;
 mod queries;
+mod statistics;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::OnceCell;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row, Statement};
 
 pub use self::connect::{check_settings, ConnectConfigError};
 use self::pool::{Connector, Lease, Limits, Pool, PoolError, Session};
 use self::queries::Query;
+use self::statistics::Statistics;
 use super::migrations::APPLIED_SQL;
 use super::{
     CountMode, DbError, ListQuery, Page, PoolStats, QueryPlan, StorageError, StudentRecord,
-    EXACT_COUNT_LIMIT,
 };
 use crate::config::{PoolSettings, PostgresTarget};
 use crate::credentials::{Credential, CredentialReceiver, LoginCheck, LoginError};
@@ -40,6 +45,11 @@ static MIGRATOR: &sqlx::migrate::Migrator = &super::migrations::POSTGRES;
 /// Deeper pipelines batch better; shallower ones let a slow query hold up
 /// fewer of the queries queued behind it.
 const PIPELINE_DEPTH: usize = 8;
+
+/// List statements prepared on a connection, at most: enough for every
+/// order, kind of start and count at a few page sizes. A statement holds
+/// memory in the server for as long as it is prepared.
+const MAX_PREPARED_LISTS: usize = 64;
 
 /// Connections are replaced after this long, so that server-side memory is
 /// returned and changes such as a failover reach every connection.
@@ -70,6 +80,10 @@ impl PgConnector {
 struct PgClient {
     client: Client,
     statements: [OnceCell<Statement>; Query::ALL.len()],
+    /// List statements that need no plan of their own values, by their
+    /// text: one per order, kind of start and page size (`queries` says
+    /// why), at most [`MAX_PREPARED_LISTS`].
+    lists: Mutex<HashMap<String, Statement>>,
 }
 
 impl PgClient {
@@ -79,6 +93,41 @@ impl PgClient {
             .get_or_try_init(|| self.client.prepare(query.sql()))
             .await
             .cloned()
+    }
+
+    /// Runs an assembled list statement: unnamed, so planned with its
+    /// values, when it needs that, and otherwise prepared on this
+    /// connection on first use.
+    async fn run(&self, statement: &queries::Statement) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let params = statement.typed_params();
+        if statement.plan_with_values {
+            return self.client.query_typed(&statement.sql, &params).await;
+        }
+        let cached = self.lists().get(&statement.sql).cloned();
+        let prepared = if let Some(prepared) = cached {
+            prepared
+        } else {
+            let types: Vec<Type> = params.iter().map(|(_, ty)| ty.clone()).collect();
+            let prepared = self.client.prepare_typed(&statement.sql, &types).await?;
+            let mut lists = self.lists();
+            if lists.len() >= MAX_PREPARED_LISTS {
+                // Only a client cycling through page sizes gets here.
+                lists.clear();
+            }
+            // Two requests may prepare the same text at once; either
+            // statement serves, and the one not kept is closed on drop.
+            lists
+                .entry(statement.sql.clone())
+                .or_insert(prepared)
+                .clone()
+        };
+        let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(value, _)| *value).collect();
+        self.client.query(&prepared, &values).await
+    }
+
+    fn lists(&self) -> MutexGuard<'_, HashMap<String, Statement>> {
+        // The map is valid whatever a panicking holder was doing.
+        self.lists.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -91,6 +140,7 @@ impl Connector for PgConnector {
         let client = PgClient {
             client,
             statements: Default::default(),
+            lists: Mutex::default(),
         };
         Ok((client, session))
     }
@@ -141,51 +191,6 @@ fn record(row: &Row) -> Result<StudentRecord, tokio_postgres::Error> {
     })
 }
 
-/// Above this many expected matches, the default count is the planner's
-/// estimate without counting at all. Low, so that the bounded count runs
-/// only where the planner expects few matches and so chooses the trigram
-/// indexes' bitmap: expecting matches dense enough, it would rather scan
-/// the table until 1,001 of them are found, which reads far more rows than
-/// that when it expects more matches than there are.
-const PLANNED_BEYOND: i64 = 2 * EXACT_COUNT_LIMIT;
-
-/// `total` as `query.count` asks for it.
-async fn count(client: &Client, query: &ListQuery) -> Result<Option<i64>, tokio_postgres::Error> {
-    let run = |statement: queries::Statement| async move {
-        let params = statement.typed_params();
-        let row = client.query_typed(&statement.sql, &params).await?;
-        row.first().map(|row| row.try_get::<_, i64>(0)).transpose()
-    };
-    match query.count {
-        CountMode::Exact => run(queries::exact_count(query)).await,
-        CountMode::Planned => planned(client, query).await,
-        CountMode::Estimated => {
-            // The plan first, which reads no row: counting even up to the
-            // limit reads many rows when matches are common (most rows
-            // until the limit is met, or every match of a trigram).
-            let estimate = planned(client, query).await?;
-            if estimate.is_some_and(|n| n > PLANNED_BEYOND) {
-                return Ok(estimate);
-            }
-            match run(queries::bounded_count(query)).await? {
-                // More than the limit for certain: an estimate below it
-                // would contradict what was just counted.
-                Some(n) if n > EXACT_COUNT_LIMIT => Ok(Some(estimate.unwrap_or(n).max(n))),
-                exact => Ok(exact),
-            }
-        }
-    }
-}
-
-/// The planner's row estimate for the query's matches.
-async fn planned(client: &Client, query: &ListQuery) -> Result<Option<i64>, tokio_postgres::Error> {
-    let statement = queries::planned_count(query);
-    let params = statement.typed_params();
-    let rows = client.query_typed(&statement.sql, &params).await?;
-    let first_line: Option<String> = rows.first().map(|row| row.try_get(0)).transpose()?;
-    Ok(first_line.as_deref().and_then(queries::plan_rows))
-}
-
 fn first_record(rows: &[Row]) -> Result<Option<StudentRecord>, StorageError> {
     Ok(rows.first().map(record).transpose()?)
 }
@@ -195,6 +200,7 @@ pub struct PgStore {
     pool: Arc<Pool<PgConnector>>,
     connector: PgConnector,
     credentials: CredentialReceiver,
+    statistics: Arc<Statistics>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -235,6 +241,7 @@ impl PgStore {
             pool,
             connector,
             credentials,
+            statistics: Arc::default(),
         }
     }
 
@@ -322,16 +329,16 @@ impl PgStore {
 
     #[tracing::instrument(name = "db.list", skip_all, fields(limit = query.limit))]
     pub async fn list(&self, query: &ListQuery) -> Result<Page, StorageError> {
-        let page = queries::page(query);
-        let page_params = page.typed_params();
         let connection = self.acquire().await?;
-        let client = &connection.client;
-        // The page and its count go out at once on the same connection:
-        // one round trip (two when an estimate follows a bounded count).
-        let (rows, total) = tokio::try_join!(
-            client.query_typed(&page.sql, &page_params),
-            count(client, query),
-        )?;
+        let client: &PgClient = &connection;
+        let (rows, total) = if list::is_estimated_search(query) {
+            list::estimated_search(client, &self.statistics, query).await?
+        } else {
+            let page = queries::page(query);
+            // The page and its count go out at once on the same connection:
+            // one round trip (two when an estimate follows a bounded count).
+            tokio::try_join!(client.run(&page), list::count(client, query))?
+        };
         let records = rows.iter().map(record).collect::<Result<_, _>>()?;
         let (records, has_more) = super::split_page(records, query.limit);
         Ok(Page {
@@ -342,16 +349,24 @@ impl PgStore {
     }
 
     pub async fn explain_list(&self, query: &ListQuery) -> Result<Vec<QueryPlan>, StorageError> {
-        let mut statements = vec![queries::page(query)];
         let connection = self.acquire().await?;
+        let client: &PgClient = &connection;
+        let mut statements = Vec::new();
         match query.count {
-            CountMode::Exact => statements.push(queries::exact_count(query)),
+            CountMode::Exact => {
+                statements.extend([queries::page(query), queries::exact_count(query)]);
+            }
             // Itself a plan: it reads no row.
-            CountMode::Planned => {}
+            CountMode::Planned => statements.push(queries::page(query)),
+            // What `estimated_search` runs first; a page from all the
+            // matches follows where that finds too few.
+            CountMode::Estimated if list::is_estimated_search(query) => {
+                statements.push(list::search_route(client, &self.statistics, query).await?.1);
+            }
             // The bounded count, where `count` would run it.
             CountMode::Estimated => {
-                let estimate = planned(&connection.client, query).await?;
-                if estimate.is_none_or(|n| n <= PLANNED_BEYOND) {
+                statements.push(queries::page(query));
+                if list::expects_few(list::estimate(client, query).await?) {
                     statements.push(queries::bounded_count(query));
                 }
             }
@@ -359,7 +374,7 @@ impl PgStore {
         let mut plans = Vec::new();
         for statement in statements {
             let params = statement.typed_params();
-            let rows = connection
+            let rows = client
                 .client
                 .query_typed(&format!("explain {}", statement.sql), &params)
                 .await?;

@@ -26,7 +26,8 @@ use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::storage::{
-    CountMode, ListQuery, Position, SortKey, Start, StudentRecord, EXACT_COUNT_LIMIT,
+    walk_threshold, CountMode, ListQuery, Position, SortKey, Start, StudentRecord,
+    EXACT_COUNT_LIMIT, WALK_WINDOW,
 };
 
 const COLUMNS: &str = "students.id, students.name, students.email, students.domain, \
@@ -89,15 +90,6 @@ pub(super) struct Counted {
     pub(super) total: Option<i64>,
     pub(super) route: Route,
     pub(super) counting: Counting,
-}
-
-/// The number of matches from which a search in an order other than id
-/// walks the order's index: with `rows` students and M matches spread
-/// through them, the walk finds the `limit + 1` rows it needs (plus an
-/// offset's) after about `(limit + 1) × rows / M` rows, and the full-text
-/// route reads M rows. At M = sqrt((limit + 1) × rows) both read M rows.
-pub(super) fn walk_threshold(rows: i64, limit: i64) -> i64 {
-    (limit + 1).saturating_mul(rows.max(0)).isqrt().max(1)
 }
 
 /// `q` folded as the trigram tokenizer folds text (`case_sensitive 0`),
@@ -379,7 +371,7 @@ pub(super) async fn count(
         // Four times what spread matches need: matches bunched beyond the
         // window cost the window and the full-text route.
         (Some(threshold), Some(n)) if n >= threshold => Route::Walk {
-            window: threshold.saturating_mul(4),
+            window: threshold.saturating_mul(WALK_WINDOW),
         },
         _ => Route::Matches,
     };
