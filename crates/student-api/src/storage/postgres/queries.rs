@@ -136,7 +136,7 @@ pub(super) fn contains_pattern(q: &str) -> String {
 /// `like` on both sides in lower case): the separator is a control
 /// character, which neither a name, an email nor a search may hold, so no
 /// match can span it. The planner estimates `like` against the lowered
-/// statistics without lowering each entry, as `ilike` does.
+/// statistics as they are, where `ilike` lowered every entry again.
 const SEARCHED: &str = r"lower(name || E'\x1f' || email)";
 
 /// ` where …` for the search of `query`, binding it in `statement`.
