@@ -479,39 +479,30 @@ fn trace_sampler(var: &impl Fn(&str) -> Option<String>) -> Result<TraceSampler, 
                 }),
         }
     };
-    Ok(match var("OTEL_TRACES_SAMPLER").as_deref() {
-        // The SDK's default.
-        None | Some("parentbased_always_on") => TraceSampler {
-            parent_based: true,
-            ratio: 1.0,
-        },
-        Some("parentbased_always_off") => TraceSampler {
-            parent_based: true,
-            ratio: 0.0,
-        },
-        Some("parentbased_traceidratio") => TraceSampler {
-            parent_based: true,
-            ratio: ratio()?,
-        },
-        Some("always_on") => TraceSampler {
-            parent_based: false,
-            ratio: 1.0,
-        },
-        Some("always_off") => TraceSampler {
-            parent_based: false,
-            ratio: 0.0,
-        },
-        Some("traceidratio") => TraceSampler {
-            parent_based: false,
-            ratio: ratio()?,
-        },
-        Some(_) => {
+    let name = var("OTEL_TRACES_SAMPLER");
+    // The SDK's default.
+    let name = name.as_deref().unwrap_or("parentbased_always_on");
+    // Each sampler comes plain and as `parentbased_…`, which follows the
+    // parent's decision when a request carries one, and samples a root span
+    // as the plain one does.
+    let (parent_based, root) = name
+        .strip_prefix("parentbased_")
+        .map_or((false, name), |root| (true, root));
+    let ratio = match root {
+        "always_on" => 1.0,
+        "always_off" => 0.0,
+        "traceidratio" => ratio()?,
+        _ => {
             return Err(invalid(
                 "OTEL_TRACES_SAMPLER",
                 "expected always_on, always_off, traceidratio, parentbased_always_on, \
                  parentbased_always_off or parentbased_traceidratio",
             ))
         }
+    };
+    Ok(TraceSampler {
+        parent_based,
+        ratio,
     })
 }
 

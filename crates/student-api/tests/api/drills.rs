@@ -36,6 +36,18 @@ async fn set_fault(app: &TestApp, addr: SocketAddr, body: &Value) -> reqwest::Re
         .expect("PUT /admin/fault")
 }
 
+/// The fault as `GET /admin/fault` shows it.
+async fn shown_fault(app: &TestApp, addr: SocketAddr) -> Value {
+    app.client
+        .get(admin(addr))
+        .send()
+        .await
+        .expect("GET /admin/fault")
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn scrape(app: &TestApp, addr: SocketAddr) -> String {
     let response = app
         .client
@@ -62,15 +74,7 @@ async fn faults_answer_api_requests_only(backend: Backend) {
     let created = app.create_student(&student("Drill")).await;
     let student_path = format!("/api/v1/students/{}", created["id"]);
 
-    let shown: Value = app
-        .client
-        .get(admin(metrics_addr))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown = shown_fault(&app, metrics_addr).await;
     assert_eq!(shown["active"], false, "{shown}");
 
     let response = set_fault(
@@ -201,15 +205,7 @@ async fn a_wrong_fault_is_refused_and_the_one_in_force_kept() {
     for field in ["error_ratio", "status", "delay", "ratio"] {
         assert!(errors.contains_key(field), "{problem}");
     }
-    let shown: Value = app
-        .client
-        .get(admin(metrics_addr))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown = shown_fault(&app, metrics_addr).await;
     assert_eq!(shown["delay"], "10ms", "{shown}");
     assert_eq!(shown["error_ratio"], 0.0, "{shown}");
 }

@@ -355,18 +355,25 @@ pub(super) fn planned_count(query: &ListQuery) -> Statement {
     statement
 }
 
-/// The planner's estimate of the rows of the whole table, as it makes it
-/// (`estimate_rel_size`): the rows per page that `vacuum` or `analyze` last
-/// counted, times the pages the table has now. Cheaper than planning
-/// `explain select id from students` for every page, and the same figure.
-/// Null when the table was never counted, which leaves it to the planner.
+/// The planner's estimate of the rows of `students` (`estimate_rel_size`),
+/// over `pg_class as c`: the rows per page that `vacuum` or `analyze` last
+/// counted, times the pages the table has now. Valid where [`COUNTED`].
+pub(super) const TABLE_ROWS: &str =
+    "c.reltuples / c.relpages * (pg_relation_size(c.oid) / current_setting('block_size')::int)";
+
+/// Whether `students` (`pg_class as c`) was ever counted: before that the
+/// planner guesses its size from its width instead.
+pub(super) const COUNTED: &str = "c.reltuples >= 0 and c.relpages > 0";
+
+/// [`TABLE_ROWS`]: cheaper than planning `explain select id from students`
+/// for every page, and the same figure. Null when the table was never
+/// counted, which leaves it to the planner.
 pub(super) fn table_estimate() -> Statement {
     Statement {
-        sql: "select case when c.reltuples >= 0 and c.relpages > 0 then \
-              round(c.reltuples / c.relpages \
-                    * (pg_relation_size(c.oid) / current_setting('block_size')::int))::int8 end \
-              from pg_class as c where c.oid = to_regclass('students')"
-            .to_owned(),
+        sql: format!(
+            "select case when {COUNTED} then round({TABLE_ROWS})::int8 end \
+             from pg_class as c where c.oid = to_regclass('students')"
+        ),
         ..Statement::default()
     }
 }

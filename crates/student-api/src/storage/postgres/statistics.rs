@@ -19,13 +19,14 @@
 //! without statistics (a table never analysed, or a histogram of fewer than
 //! 100 entries, where the planner blends in heuristics) there is no
 //! estimate here and the caller asks the planner. May import the store's
-//! connection type only.
+//! connection type and its SQL fragments.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::queries::{COUNTED, TABLE_ROWS};
 use super::PgClient;
 
 /// How long a snapshot of the statistics serves.
@@ -39,19 +40,19 @@ const MIN_HISTOGRAM: usize = 100;
 const MIN_SELECTIVITY: f64 = 0.0001;
 const MAX_SELECTIVITY: f64 = 0.9999;
 
-/// The table's size and the statistics of the search index's expression
-/// (lower case `name`, a separator, `email`), as `analyze` left them. The
-/// size is the planner's: rows per page when last counted, times the pages
-/// the table has now.
-const SQL: &str = "select c.reltuples / c.relpages \
-                       * (pg_relation_size(c.oid) / current_setting('block_size')::int), \
-                   s.null_frac::float8, s.most_common_vals::text::text[], \
-                   s.most_common_freqs, s.histogram_bounds::text::text[] \
-                   from pg_class as c \
-                   join pg_namespace as n on n.oid = c.relnamespace \
-                   join pg_stats as s on s.schemaname = n.nspname \
-                                     and s.tablename = 'students_search_trgm' \
-                   where c.oid = to_regclass('students') and c.reltuples >= 0 and c.relpages > 0";
+/// The table's size as the planner estimates it, and the statistics of
+/// the search index's expression (lower case `name`, a separator,
+/// `email`), as `analyze` left them.
+fn sql() -> String {
+    format!(
+        "select {TABLE_ROWS}, s.null_frac::float8, s.most_common_vals::text::text[], \
+         s.most_common_freqs, s.histogram_bounds::text::text[] \
+         from pg_class as c \
+         join pg_namespace as n on n.oid = c.relnamespace \
+         join pg_stats as s on s.schemaname = n.nspname and s.tablename = 'students_search_trgm' \
+         where c.oid = to_regclass('students') and {COUNTED}"
+    )
+}
 
 /// The statistics a search is estimated from.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,7 +154,7 @@ impl Statistics {
 }
 
 async fn read(client: &PgClient) -> Result<Option<SearchStatistics>, tokio_postgres::Error> {
-    let Some(row) = client.client.query_opt(SQL, &[]).await? else {
+    let Some(row) = client.client.query_opt(&sql(), &[]).await? else {
         return Ok(None);
     };
     let histogram: Option<Vec<String>> = row.try_get(4)?;
